@@ -1,0 +1,189 @@
+//! End-to-end scans of root filesystems with the real `scanhost` binary
+//! and the shipped `host-scanner` component.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use support::{Pkg, document, fixtures, os, packages, scan, validate_cyclonedx};
+
+/// The expected result of one fixture case.
+struct Case {
+    name: String,
+    os: Option<(String, String)>,
+    packages: Vec<(String, String, String, Option<String>)>,
+}
+
+fn load_case(dir: &Path) -> Case {
+    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+    let expected: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(expected["kind"], "rootfs", "{}", dir.display());
+    assert!(expected["error"].is_null(), "rootfs cases all succeed");
+    Case {
+        name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+        os: expected["os"].as_object().map(|os| {
+            (
+                os["id"].as_str().unwrap().to_string(),
+                os["version_id"].as_str().unwrap().to_string(),
+            )
+        }),
+        packages: expected["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let field = |i: usize| p.get(i).and_then(Value::as_str).map(str::to_string);
+                (field(0).unwrap(), field(1).unwrap(), field(2).unwrap(), field(3))
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn rootfs_cases_match_expected() {
+    let mut cases: Vec<_> = std::fs::read_dir(fixtures().join("cases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 7, "fixture cases are missing");
+
+    let mut docs = Vec::new();
+    for dir in &cases {
+        let case = load_case(dir);
+        let doc = document(&scan(&dir.join("input"), &[]));
+
+        let found_os = os(&doc);
+        match (&case.os, &found_os) {
+            (Some((id, version)), Some((found_id, found_version))) => {
+                assert_eq!(found_id, id, "{}: OS id", case.name);
+                assert!(
+                    found_version.starts_with(version.as_str()),
+                    "{}: OS version {found_version}, expected {version}",
+                    case.name
+                );
+            }
+            (None, None) => {}
+            _ => panic!("{}: OS {found_os:?}, expected {:?}", case.name, case.os),
+        }
+
+        // The architecture is compared only where the case gives one.
+        let found = packages(&doc);
+        let found_view: BTreeSet<_> = found
+            .iter()
+            .map(|p| {
+                let arch = case
+                    .packages
+                    .iter()
+                    .any(|e| e.1 == p.name && e.3.is_some())
+                    .then(|| p.arch.clone())
+                    .flatten();
+                (p.ecosystem.clone(), p.name.clone(), p.version.clone(), arch)
+            })
+            .collect();
+        let expected: BTreeSet<_> = case.packages.iter().cloned().collect();
+        assert_eq!(found_view, expected, "{}: packages", case.name);
+        docs.push((case.name, doc));
+    }
+
+    let named: Vec<_> = docs.iter().map(|(n, d)| (n.as_str(), d)).collect();
+    validate_cyclonedx(&named);
+}
+
+#[test]
+fn debian_minbase_database_gives_96_packages_and_debian_12() {
+    let doc = document(&scan(&fixtures().join("debian-bookworm-minbase"), &[]));
+
+    assert_eq!(os(&doc), Some(("debian".to_string(), "12".to_string())));
+    let found = packages(&doc);
+    assert_eq!(found.len(), 96);
+    assert!(found.iter().all(|p| p.ecosystem == "deb"));
+    let libc = found.iter().find(|p| p.name == "libc6").expect("libc6");
+    assert_eq!(libc.arch.as_deref(), Some("amd64"));
+
+    // Every package's purl carries the distro of the root it came from.
+    for component in support::components(&doc).filter(|c| c["type"] == "library") {
+        let purl = component["purl"].as_str().unwrap();
+        assert!(purl.starts_with("pkg:deb/debian/"), "{purl}");
+        assert!(purl.contains("distro=debian-12"), "{purl}");
+    }
+
+    // The tools name scanhost and the plugin that scanned, with versions.
+    let tools: Vec<_> = doc["metadata"]["tools"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["scanhost", "host-scanner"]);
+    validate_cyclonedx(&[("debian-bookworm-minbase", &doc)]);
+}
+
+/// `dpkg-query`'s view of the installed packages of this machine: those
+/// whose files are on disk (status letters i, U, F, W, t).
+fn dpkg_query_installed() -> Option<BTreeSet<Pkg>> {
+    let output = Command::new("dpkg-query")
+        .args(["-W", "-f", "${db:Status-Abbrev} ${binary:Package} ${Version} ${Architecture}\n"])
+        .output()
+        .ok()?;
+    assert!(output.status.success(), "dpkg-query failed");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut installed = BTreeSet::new();
+    for line in text.lines() {
+        // "ii  name:arch version arch": the abbreviation is three letters.
+        let (abbrev, rest) = line.split_at(3);
+        let status = abbrev.as_bytes()[1];
+        if !b"iUFWt".contains(&status) {
+            continue;
+        }
+        let mut words = rest.split_whitespace();
+        let (name, version, arch) = (words.next()?, words.next()?, words.next()?);
+        let name = name.split(':').next().unwrap();
+        installed.insert(Pkg {
+            ecosystem: "deb".to_string(),
+            name: name.to_string(),
+            version: version.to_string(),
+            arch: Some(arch.to_string()),
+        });
+    }
+    Some(installed)
+}
+
+#[test]
+fn scan_of_this_machine_matches_dpkg_query() {
+    let Some(expected) = dpkg_query_installed() else {
+        eprintln!("dpkg-query is not installed: nothing to compare with");
+        return;
+    };
+    let doc = document(&scan(Path::new("/"), &[]));
+
+    let found: BTreeSet<_> = packages(&doc)
+        .into_iter()
+        .filter(|p| p.ecosystem == "deb")
+        .collect();
+    let missing: Vec<_> = expected.difference(&found).collect();
+    let extra: Vec<_> = found.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}\nextra {extra:?}"
+    );
+    assert!(found.len() > 50, "only {} packages", found.len());
+    validate_cyclonedx(&[("this machine", &doc)]);
+}
+
+#[test]
+fn unreadable_input_exits_2_naming_the_path() {
+    let output = scan(Path::new("/nonexistent/root"), &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/root"), "{stderr}");
+    assert!(output.stdout.is_empty());
+
+    let file = fixtures().join("README.md");
+    let output = scan(&file, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a directory"));
+}

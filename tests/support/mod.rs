@@ -1,0 +1,172 @@
+//! Shared helpers of the end-to-end tests: running the real `scanhost`
+//! binary, reading fixture cases, and checking documents against the
+//! official CycloneDX schema.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// Version of the library whose bundled schemas and validator are the
+/// reference for CycloneDX 1.6 documents.
+const CYCLONEDX_PYTHON_LIB: &str = "cyclonedx-python-lib[json-validation]==11.12.0";
+
+/// The repository's `tests/fixtures` directory.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// The directory of test components built by the host's build script.
+pub fn test_plugin(name: &str) -> PathBuf {
+    Path::new(env!("SCANHOST_TEST_PLUGINS")).join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// A compilation cache shared by every test, so that each component is
+/// compiled once per build.
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
+}
+
+/// `scanhost` with the shared compilation cache.
+pub fn scanhost() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scanhost"));
+    command.env("SCANHOST_LOG", "info").env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")));
+    command
+}
+
+/// Runs `scanhost scan ROOT` with `args` appended.
+pub fn scan(root: &Path, args: &[&str]) -> Output {
+    scanhost()
+        .arg("scan")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("cannot run scanhost")
+}
+
+/// The document printed by a successful scan.
+pub fn document(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "scanhost failed with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stdout is not JSON")
+}
+
+/// A package as the fixtures' expected.json lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pkg {
+    pub ecosystem: String,
+    pub name: String,
+    pub version: String,
+    pub arch: Option<String>,
+}
+
+/// The packages of a CycloneDX document, from their purls and properties.
+pub fn packages(doc: &Value) -> BTreeSet<Pkg> {
+    components(doc)
+        .filter(|c| c["type"] == "library")
+        .map(|c| {
+            let purl = c["purl"].as_str().expect("a package without purl");
+            let ecosystem = purl
+                .strip_prefix("pkg:")
+                .and_then(|rest| rest.split('/').next())
+                .expect("a purl without type")
+                .to_string();
+            Pkg {
+                ecosystem,
+                name: c["name"].as_str().unwrap().to_string(),
+                version: c["version"].as_str().unwrap().to_string(),
+                arch: property(c, "scanhost:package:architecture"),
+            }
+        })
+        .collect()
+}
+
+pub fn components(doc: &Value) -> impl Iterator<Item = &Value> {
+    doc["components"].as_array().expect("no components").iter()
+}
+
+pub fn property(component: &Value, name: &str) -> Option<String> {
+    component["properties"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .map(|p| p["value"].as_str().unwrap().to_string())
+}
+
+/// The `operating-system` component's name and version.
+pub fn os(doc: &Value) -> Option<(String, String)> {
+    components(doc)
+        .find(|c| c["type"] == "operating-system")
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["version"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+/// Validates `docs` against the CycloneDX 1.6 JSON schema with the
+/// validator of cyclonedx-python-lib, installed once under the target
+/// directory. Panics naming every invalid document.
+pub fn validate_cyclonedx(docs: &[(&str, &Value)]) {
+    let lib = cyclonedx_lib();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, (name, doc)) in docs.iter().enumerate() {
+        let file = dir.path().join(format!("{i}.json"));
+        std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
+        files.push((name.to_string(), file));
+    }
+    let script = r#"
+import sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+validator = JsonStrictValidator(SchemaVersion.V1_6)
+failed = 0
+for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
+    with open(path) as f:
+        error = validator.validate_str(f.read())
+    if error is not None:
+        failed += 1
+        print(f"{name}: {error}")
+sys.exit(1 if failed else 0)
+"#;
+    let mut command = Command::new("python3");
+    command.env("PYTHONPATH", lib).arg("-c").arg(script);
+    for (name, file) in &files {
+        command.arg(name).arg(file);
+    }
+    let output = command.output().expect("cannot run python3 to validate");
+    assert!(
+        output.status.success(),
+        "documents do not validate against CycloneDX 1.6:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn cyclonedx_lib() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cyclonedx-python-lib");
+        if !dir.join("cyclonedx").exists() {
+            let status = Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .arg("--target")
+                .arg(&dir)
+                .arg(CYCLONEDX_PYTHON_LIB)
+                .status()
+                .expect("python3 with pip is needed to validate CycloneDX documents");
+            assert!(status.success(), "cannot install {CYCLONEDX_PYTHON_LIB}");
+        }
+        dir
+    })
+}
