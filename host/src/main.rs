@@ -4,7 +4,7 @@
 //! and trivy do; logs go to stderr. Exit codes: 0 success, 2 bad usage or
 //! unreadable input, 3 a retryable scan failure, 4 a fatal one.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -81,6 +81,7 @@ fn init_logging(filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -117,10 +118,21 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         path: root.display().to_string(),
     };
     let document = sbom::cyclonedx::document(&subject, &outcome);
+    match print(&document) {
+        // A reader that stops early (`| head`) is not an error.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        result => {
+            result.context("cannot write the document to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print(document: &impl serde::Serialize) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, &document).context("cannot write to stdout")?;
-    writeln!(stdout).context("cannot write to stdout")?;
-    Ok(ExitCode::SUCCESS)
+    serde_json::to_writer_pretty(&mut stdout, document)?;
+    writeln!(stdout)?;
+    stdout.flush()
 }
 
 /// `path` made absolute, when it is a directory that can be listed.

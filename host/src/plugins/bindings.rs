@@ -17,9 +17,9 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use scanhost::plugin::content::ContentError;
-pub use scanhost::plugin::log::Level;
-pub use scanhost::plugin::types::{
+pub use self::scanhost::plugin::content::ContentError;
+pub use self::scanhost::plugin::log::Level;
+pub use self::scanhost::plugin::types::{
     Description, HostTarget, OsInfo, Package, Report, ScanError, Target, TargetKind,
 };
 
@@ -34,9 +34,9 @@ pub struct LayerReader {
     _private: (),
 }
 
-impl scanhost::plugin::types::Host for ScanState {}
+impl self::scanhost::plugin::types::Host for ScanState {}
 
-impl scanhost::plugin::log::Host for ScanState {
+impl self::scanhost::plugin::log::Host for ScanState {
     fn log(&mut self, level: Level, message: String) {
         let plugin = &*self.plugin;
         match level {
@@ -49,7 +49,7 @@ impl scanhost::plugin::log::Host for ScanState {
     }
 }
 
-impl scanhost::plugin::content::Host for ScanState {
+impl self::scanhost::plugin::content::Host for ScanState {
     fn read_blob(&mut self, digest: String, _max_size: u64) -> Result<Vec<u8>, ContentError> {
         Err(ContentError::NotFound(format!(
             "blob {digest}: this target has no image content"
@@ -67,7 +67,7 @@ impl scanhost::plugin::content::Host for ScanState {
     }
 }
 
-impl scanhost::plugin::content::HostLayerReader for ScanState {
+impl self::scanhost::plugin::content::HostLayerReader for ScanState {
     fn read(
         &mut self,
         reader: Resource<LayerReader>,
