@@ -42,11 +42,19 @@ fn main() {
     let mut shipped = String::from("&[\n");
     for name in SHIPPED {
         let file = component_file(&wasm_dir, name);
-        writeln!(shipped, "    ({name:?}, include_bytes!({:?}).as_slice()),", file.display()).unwrap();
+        writeln!(
+            shipped,
+            "    ({name:?}, include_bytes!({:?}).as_slice()),",
+            file.display()
+        )
+        .unwrap();
     }
     shipped.push(']');
     std::fs::write(out_dir.join("shipped_plugins.rs"), shipped).unwrap();
-    println!("cargo::rustc-env=SCANHOST_TEST_PLUGINS={}", wasm_dir.display());
+    println!(
+        "cargo::rustc-env=SCANHOST_TEST_PLUGINS={}",
+        wasm_dir.display()
+    );
 }
 
 fn component_file(wasm_dir: &Path, crate_name: &str) -> PathBuf {

@@ -55,7 +55,12 @@ fn a_plugin_that_never_returns_ends_by_deadline_as_retryable() {
 
     let started = Instant::now();
     let failure = runtime
-        .scan(&plugin, &Target::Host { root: root.path().into() })
+        .scan(
+            &plugin,
+            &Target::Host {
+                root: root.path().into(),
+            },
+        )
         .unwrap_err();
 
     assert_eq!(failure.kind, FailureKind::Timeout);
@@ -63,7 +68,10 @@ fn a_plugin_that_never_returns_ends_by_deadline_as_retryable() {
     assert!(failure.to_string().contains("faults"), "{failure}");
     assert!(failure.reason.contains("deadline of 1s"), "{failure}");
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
     assert_good_scan(&runtime);
 }
 
@@ -77,7 +85,12 @@ fn a_plugin_that_grows_memory_without_bound_hits_the_cap_as_fatal() {
     let root = root_with_fault("hog");
 
     let failure = runtime
-        .scan(&plugin, &Target::Host { root: root.path().into() })
+        .scan(
+            &plugin,
+            &Target::Host {
+                root: root.path().into(),
+            },
+        )
         .unwrap_err();
 
     assert_eq!(failure.kind, FailureKind::MemoryCap);
@@ -93,7 +106,12 @@ fn a_plugin_that_traps_fails_as_fatal() {
     let root = root_with_fault("trap");
 
     let failure = runtime
-        .scan(&plugin, &Target::Host { root: root.path().into() })
+        .scan(
+            &plugin,
+            &Target::Host {
+                root: root.path().into(),
+            },
+        )
         .unwrap_err();
 
     assert_eq!(failure.kind, FailureKind::Trap);
@@ -108,12 +126,20 @@ fn a_plugin_cannot_open_paths_outside_its_preopen() {
     let plugin = faults(&runtime);
     let root = root_with_fault("escape");
     std::os::unix::fs::symlink("/etc/hostname", root.path().join("link-absolute")).unwrap();
-    std::os::unix::fs::symlink("../../../../../../etc/hostname", root.path().join("link-relative"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../etc/hostname",
+        root.path().join("link-relative"),
+    )
+    .unwrap();
 
     // The component answers `fatal("escaped: ...")` if any read succeeds.
     let report = runtime
-        .scan(&plugin, &Target::Host { root: root.path().into() })
+        .scan(
+            &plugin,
+            &Target::Host {
+                root: root.path().into(),
+            },
+        )
         .expect("every read outside the root fails");
     assert!(report.packages.is_empty());
     assert_good_scan(&runtime);
@@ -128,14 +154,20 @@ fn a_file_that_is_not_a_component_is_refused_naming_it() {
     std::fs::write(&garbage, b"this is not wasm at all").unwrap();
     let err = load(&runtime, &garbage).unwrap_err();
     assert!(matches!(err, LoadError::NotComponent { .. }), "{err}");
-    assert!(err.to_string().contains(&*garbage.to_string_lossy()), "{err}");
+    assert!(
+        err.to_string().contains(&*garbage.to_string_lossy()),
+        "{err}"
+    );
 
     // An empty core module: valid wasm, but not a component.
     let module = dir.path().join("module.wasm");
     std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
     let err = load(&runtime, &module).unwrap_err();
     assert!(err.to_string().contains("core WebAssembly module"), "{err}");
-    assert!(err.to_string().contains(&*module.to_string_lossy()), "{err}");
+    assert!(
+        err.to_string().contains(&*module.to_string_lossy()),
+        "{err}"
+    );
 
     // A component header followed by garbage.
     let broken = dir.path().join("broken.wasm");
@@ -156,7 +188,10 @@ fn a_component_for_an_incompatible_contract_is_refused_naming_both_versions() {
     assert!(matches!(err, LoadError::Contract { .. }), "{message}");
     assert!(message.contains(&*path.to_string_lossy()), "{message}");
     assert!(message.contains("1.0.0"), "{message}");
-    assert!(message.contains("scanhost:plugin/plugin@0.1.0"), "{message}");
+    assert!(
+        message.contains("scanhost:plugin/plugin@0.1.0"),
+        "{message}"
+    );
     assert_good_scan(&runtime);
 }
 
@@ -165,7 +200,11 @@ fn a_refused_file_in_the_plugin_directory_leaves_the_others_serving() {
     let runtime = runtime(Limits::default());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("garbage.wasm"), b"garbage").unwrap();
-    std::fs::copy(test_plugin("testing-faults"), dir.path().join("faults.wasm")).unwrap();
+    std::fs::copy(
+        test_plugin("testing-faults"),
+        dir.path().join("faults.wasm"),
+    )
+    .unwrap();
 
     let (registry, refused) = Registry::load(&runtime, Some(dir.path())).unwrap();
 
@@ -178,7 +217,11 @@ fn a_refused_file_in_the_plugin_directory_leaves_the_others_serving() {
 #[test]
 fn scan_command_exits_3_on_deadline_and_4_on_trap() {
     let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(test_plugin("testing-faults"), plugins.path().join("faults.wasm")).unwrap();
+    std::fs::copy(
+        test_plugin("testing-faults"),
+        plugins.path().join("faults.wasm"),
+    )
+    .unwrap();
     let plugin_dir = plugins.path().to_str().unwrap();
 
     let root = root_with_fault("spin");
@@ -188,7 +231,10 @@ fn scan_command_exits_3_on_deadline_and_4_on_trap() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("retryable") && stderr.contains("faults"), "{stderr}");
+    assert!(
+        stderr.contains("retryable") && stderr.contains("faults"),
+        "{stderr}"
+    );
     assert!(output.stdout.is_empty(), "no partial document");
 
     let root = root_with_fault("trap");
@@ -202,7 +248,11 @@ fn scan_command_exits_3_on_deadline_and_4_on_trap() {
 #[test]
 fn what_a_plugin_logs_reaches_the_host_log_with_its_name() {
     let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(test_plugin("testing-faults"), plugins.path().join("faults.wasm")).unwrap();
+    std::fs::copy(
+        test_plugin("testing-faults"),
+        plugins.path().join("faults.wasm"),
+    )
+    .unwrap();
     let root = root_with_fault("escape");
     std::os::unix::fs::symlink("/etc/hostname", root.path().join("link-absolute")).unwrap();
 
@@ -217,5 +267,8 @@ fn what_a_plugin_logs_reaches_the_host_log_with_its_name() {
         .lines()
         .find(|l| l.contains("denied /link-absolute"))
         .unwrap_or_else(|| panic!("no log line for the denied read: {stderr}"));
-    assert!(line.contains("WARN") && line.contains("plugin=\"faults\""), "{line}");
+    assert!(
+        line.contains("WARN") && line.contains("plugin=\"faults\""),
+        "{line}"
+    );
 }

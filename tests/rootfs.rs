@@ -36,7 +36,12 @@ fn load_case(dir: &Path) -> Case {
             .iter()
             .map(|p| {
                 let field = |i: usize| p.get(i).and_then(Value::as_str).map(str::to_string);
-                (field(0).unwrap(), field(1).unwrap(), field(2).unwrap(), field(3))
+                (
+                    field(0).unwrap(),
+                    field(1).unwrap(),
+                    field(2).unwrap(),
+                    field(3),
+                )
             })
             .collect(),
     }
@@ -126,7 +131,11 @@ fn debian_minbase_database_gives_96_packages_and_debian_12() {
 /// whose files are on disk (status letters i, U, F, W, t).
 fn dpkg_query_installed() -> Option<BTreeSet<Pkg>> {
     let output = Command::new("dpkg-query")
-        .args(["-W", "-f", "${db:Status-Abbrev} ${binary:Package} ${Version} ${Architecture}\n"])
+        .args([
+            "-W",
+            "-f",
+            "${db:Status-Abbrev} ${binary:Package} ${Version} ${Architecture}\n",
+        ])
         .output()
         .ok()?;
     assert!(output.status.success(), "dpkg-query failed");

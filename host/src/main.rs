@@ -20,7 +20,11 @@ const EXIT_RETRYABLE: u8 = 3;
 const EXIT_FATAL: u8 = 4;
 
 #[derive(Parser)]
-#[command(name = "scanhost", version, about = "SBOMs for container images and hosts")]
+#[command(
+    name = "scanhost",
+    version,
+    about = "SBOMs for container images and hosts"
+)]
 struct Cli {
     /// Log filter for stderr, e.g. `info` or `scanhost=debug`.
     #[arg(long, global = true, env = "SCANHOST_LOG", default_value = "info")]
@@ -101,10 +105,21 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let outcome = scanhost::scan::scan(&runtime, &registry, &target)?;
     if !outcome.failures.is_empty() {
         for failure in &outcome.failures {
-            let kind = if failure.retryable() { "retryable" } else { "fatal" };
-            eprintln!("scanhost: scan of {} failed ({kind}): {failure}", root.display());
+            let kind = if failure.retryable() {
+                "retryable"
+            } else {
+                "fatal"
+            };
+            eprintln!(
+                "scanhost: scan of {} failed ({kind}): {failure}",
+                root.display()
+            );
         }
-        let code = if outcome.retryable() { EXIT_RETRYABLE } else { EXIT_FATAL };
+        let code = if outcome.retryable() {
+            EXIT_RETRYABLE
+        } else {
+            EXIT_FATAL
+        };
         return Ok(ExitCode::from(code));
     }
 

@@ -34,7 +34,9 @@ pub fn cache_dir() -> PathBuf {
 /// `scanhost` with the shared compilation cache.
 pub fn scanhost() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_scanhost"));
-    command.env("SCANHOST_LOG", "info").env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")));
+    command
+        .env("SCANHOST_LOG", "info")
+        .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")));
     command
 }
 
@@ -159,7 +161,13 @@ fn cyclonedx_lib() -> &'static Path {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cyclonedx-python-lib");
         if !dir.join("cyclonedx").exists() {
             let status = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
                 .arg("--target")
                 .arg(&dir)
                 .arg(CYCLONEDX_PYTHON_LIB)

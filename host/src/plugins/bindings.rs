@@ -68,11 +68,7 @@ impl self::scanhost::plugin::content::Host for ScanState {
 }
 
 impl self::scanhost::plugin::content::HostLayerReader for ScanState {
-    fn read(
-        &mut self,
-        reader: Resource<LayerReader>,
-        _len: u64,
-    ) -> Result<Vec<u8>, ContentError> {
+    fn read(&mut self, reader: Resource<LayerReader>, _len: u64) -> Result<Vec<u8>, ContentError> {
         Err(ContentError::Io(format!(
             "layer reader {} is not open",
             reader.rep()

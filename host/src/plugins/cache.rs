@@ -73,7 +73,9 @@ impl CompileCache {
 
     fn entry(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let mut hasher = Sha256::new();
         hasher.update(engine_hash.finish().to_le_bytes());
         hasher.update(bytes);

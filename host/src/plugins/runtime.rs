@@ -262,7 +262,11 @@ impl Runtime {
         Ok(plugin)
     }
 
-    fn describe(&self, pre: &ScannerPre<ScanState>, origin: &Origin) -> Result<Description, String> {
+    fn describe(
+        &self,
+        pre: &ScannerPre<ScanState>,
+        origin: &Origin,
+    ) -> Result<Description, String> {
         let state = ScanState::bare(origin.to_string().into(), self.limits.max_memory);
         let mut store = self.store(state, DESCRIBE_TIMEOUT);
         let description = pre
@@ -301,14 +305,11 @@ impl Runtime {
 
         let timeout = self.limits.scan_timeout;
         let mut store = self.store(state, timeout);
-        let outcome = plugin
-            .pre
-            .instantiate(&mut store)
-            .and_then(|scanner| {
-                scanner
-                    .scanhost_plugin_plugin()
-                    .call_scan(&mut store, &wit_target)
-            });
+        let outcome = plugin.pre.instantiate(&mut store).and_then(|scanner| {
+            scanner
+                .scanhost_plugin_plugin()
+                .call_scan(&mut store, &wit_target)
+        });
         match outcome {
             Ok(Ok(report)) => Ok(report),
             Ok(Err(bindings::ScanError::Retryable(reason))) => {
@@ -333,7 +334,11 @@ impl Runtime {
 }
 
 /// Names the cause of an error that ended a call into a plugin.
-fn classify(err: &wasmtime::Error, store: &Store<ScanState>, timeout: Duration) -> (FailureKind, String) {
+fn classify(
+    err: &wasmtime::Error,
+    store: &Store<ScanState>,
+    timeout: Duration,
+) -> (FailureKind, String) {
     if store.data().memory_cap_hit() {
         return (
             FailureKind::MemoryCap,

@@ -99,7 +99,12 @@ impl ResourceLimiter for MemoryCap {
     ) -> wasmtime::Result<bool> {
         if desired as u64 > self.max_memory {
             self.hit = true;
-            tracing::debug!(current, desired, limit = self.max_memory, "memory cap reached");
+            tracing::debug!(
+                current,
+                desired,
+                limit = self.max_memory,
+                "memory cap reached"
+            );
             // Failing the grow instead of answering -1 makes the plugin trap
             // here, with the cause known, instead of in its allocator's
             // out-of-memory handler.

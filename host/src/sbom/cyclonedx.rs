@@ -112,8 +112,7 @@ pub fn document(subject: &Subject, outcome: &Outcome) -> Document {
         serial_number: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
         version: 1,
         metadata: Metadata {
-            timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                .to_string(),
+            timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             tools: Tools { components: tools },
             component: subject_component(subject),
         },
@@ -152,7 +151,10 @@ fn package_component(package: &Package) -> Component {
         ("scanhost:package:architecture", &package.architecture),
         ("scanhost:package:source-name", &package.source_name),
         ("scanhost:package:source-version", &package.source_version),
-        ("scanhost:location:layer-digest", &package.location.layer_digest),
+        (
+            "scanhost:location:layer-digest",
+            &package.location.layer_digest,
+        ),
     ];
     for (name, value) in optional {
         if let Some(value) = value {

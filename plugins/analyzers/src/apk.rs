@@ -194,7 +194,10 @@ mod tests {
     const DB: &str = "lib/apk/db/installed";
 
     fn fixture(name: &str) -> String {
-        let path = format!("{}/testdata/alpine/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../tests/fixtures/alpine/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read_to_string(path).unwrap()
     }
 

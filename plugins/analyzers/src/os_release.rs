@@ -228,7 +228,7 @@ mod tests {
             ("wolfi_etc_os-release", os("wolfi", "20220914", "Wolfi")),
         ];
 
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/os-release");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/os-release");
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())

@@ -1,8 +1,9 @@
-//! `analyze` on real root filesystems copied into `testdata/`.
+//! `analyze` on the real root filesystems in the repository's
+//! `tests/fixtures/`.
 //!
-//! `testdata/debian-bookworm-minbase` is the package database and
+//! `debian-bookworm-minbase` is the package database and
 //! os-release of a Debian 12 system made with mmdebstrap's minbase variant.
-//! `testdata/cases/NAME` are scanner cases, each an `input/` root
+//! `cases/NAME` are scanner cases, each an `input/` root
 //! filesystem and an `expected.json` with the operating system (`id`, and a
 //! `version_id` that the found one starts with) and the package set as
 //! `[purl type, name, version, architecture]`, compared as sets; the
@@ -14,17 +15,17 @@ use std::path::{Path, PathBuf};
 use scanhost_analyzers::{DirRoot, Inventory, analyze};
 use serde_json::Value;
 
-fn testdata(path: &str) -> PathBuf {
+fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
+        .join("../../tests/fixtures")
         .join(path)
 }
 
-// debian-bookworm-minbase: its etc/os-release is a text file holding the
-// former link target `../usr/lib/os-release`, which must not hide the OS.
+// debian-bookworm-minbase: its etc/os-release is a relative symlink to
+// ../usr/lib/os-release, which must resolve inside the root.
 #[test]
 fn debian_bookworm_minbase() {
-    let inventory = analyze(&DirRoot::new(testdata("debian-bookworm-minbase")));
+    let inventory = analyze(&DirRoot::new(fixture("debian-bookworm-minbase")));
     assert!(inventory.warnings.is_empty(), "{:?}", inventory.warnings);
 
     let os = inventory.os.expect("an OS");
@@ -112,10 +113,10 @@ impl Entry {
     }
 }
 
-/// Runs `analyze` on `testdata/cases/NAME/input` and compares the result
+/// Runs `analyze` on `cases/NAME/input` and compares the result
 /// with its `expected.json`; returns the inventory for further checks.
 fn check_case(name: &str) -> Inventory {
-    let dir = testdata("cases").join(name);
+    let dir = fixture("cases").join(name);
     let expected: Value =
         serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
     assert_eq!(expected["kind"], "rootfs", "{name}");
@@ -178,7 +179,7 @@ fn check_case(name: &str) -> Inventory {
     inventory
 }
 
-/// The rootfs cases in `testdata/cases`, each checked by a test below.
+/// The rootfs cases in `cases`, each checked by a test below.
 const CASES: [&str; 7] = [
     "apk-huge-line",
     "dpkg-installed-size-unit",
@@ -191,7 +192,7 @@ const CASES: [&str; 7] = [
 
 #[test]
 fn every_case_has_a_test() {
-    let mut on_disk: Vec<String> = std::fs::read_dir(testdata("cases"))
+    let mut on_disk: Vec<String> = std::fs::read_dir(fixture("cases"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();

@@ -29,7 +29,10 @@ impl Guest for Faults {
         };
         let fault = std::fs::read_to_string(format!("{}/fault", host.root)).unwrap_or_default();
         match fault.trim() {
-            "" => Ok(Report { os: None, packages: Vec::new() }),
+            "" => Ok(Report {
+                os: None,
+                packages: Vec::new(),
+            }),
             "spin" => spin(),
             "hog" => hog(),
             "trap" => panic!("the trap fault was asked for"),
@@ -74,7 +77,10 @@ fn escape() -> Result<Report, ScanError> {
             Err(err) => log(Level::Warn, &format!("denied {path}: {err}")),
         }
     }
-    Ok(Report { os: None, packages: Vec::new() })
+    Ok(Report {
+        os: None,
+        packages: Vec::new(),
+    })
 }
 
 export!(Faults);
