@@ -18,7 +18,7 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 
 /// Components embedded in the binary, by crate name.
-const SHIPPED: &[&str] = &["host-scanner"];
+const SHIPPED: &[&str] = &["host-scanner", "image-scanner"];
 
 /// Components built for the tests only.
 const TESTING: &[&str] = &["testing-faults", "testing-incompatible"];

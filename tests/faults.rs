@@ -211,7 +211,7 @@ fn a_refused_file_in_the_plugin_directory_leaves_the_others_serving() {
     assert_eq!(refused.len(), 1);
     assert!(refused[0].to_string().contains("garbage.wasm"));
     let names: Vec<_> = registry.plugins().iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["faults", "host-scanner"]);
+    assert_eq!(names, ["faults", "host-scanner", "image-scanner"]);
 }
 
 #[test]

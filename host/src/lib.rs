@@ -3,19 +3,37 @@
 //!
 //! The host owns what must be correct and fast; the scanners are
 //! WebAssembly components behind the WIT contract in `wit/`, run in a
-//! sandbox. Data flows one way:
+//! sandbox. In the daemon, data flows one way:
 //!
 //! ```text
-//! target -> scan (every plugin of its kind, in the plugin runtime)
-//!        -> merged outcome -> sbom document
+//! sources -> store -> queue -> scan workers -> plugins -> store -> outputs
 //! ```
 //!
+//! - [`sources`]: the host root and OCI layouts, kept in step with the store;
+//! - [`store`]: workloads and their SBOM status, persisted ([`workload`]
+//!   has the types);
+//! - [`queue`]: the retrying, deduplicating scan queue;
+//! - [`scan`]: one scan of one target by all the plugins for it, and the
+//!   workers that run scans from the queue;
 //! - [`plugins`]: the runtime that runs components and the loaded set;
-//! - [`target`]: what can be scanned;
-//! - [`scan`]: one scan of one target by all the plugins for it;
-//! - [`sbom`]: documents made from a scan's outcome.
+//! - [`target`]: what can be scanned, and images identified;
+//! - [`content`]: image blobs and verified layer streams;
+//! - [`sbom`]: documents made from a scan's outcome; [`outputs`] writes
+//!   them to disk;
+//! - [`api`] and [`metrics`]: what an operator sees;
+//! - [`config`] and [`daemon`]: `scanhost run`.
 
+pub mod api;
+pub mod config;
+pub mod content;
+pub mod daemon;
+pub mod metrics;
+pub mod outputs;
 pub mod plugins;
+pub mod queue;
 pub mod sbom;
+pub mod store;
 pub mod scan;
+pub mod sources;
 pub mod target;
+pub mod workload;

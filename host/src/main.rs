@@ -1,19 +1,29 @@
 //! The `scanhost` command.
 //!
 //! `scanhost scan PATH` prints one CycloneDX document on stdout, as syft
-//! and trivy do; logs go to stderr. Exit codes: 0 success, 2 bad usage or
-//! unreadable input, 3 a retryable scan failure, 4 a fatal one.
+//! and trivy do; logs go to stderr. PATH is a root filesystem, an OCI
+//! image layout or an oci-archive, the last two optionally followed by
+//! `:TAG` or `@DIGEST`. Exit codes: 0 success, 2 bad usage or unreadable
+//! input, 3 a retryable scan failure, 4 a fatal one.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use scanhost::api::WorkloadView;
+use scanhost::config::Config;
+use scanhost::content::oci_layout::ref_name;
+use scanhost::content::{ContentError, Digest, OciLayout};
 use scanhost::plugins::{Limits, Registry, Runtime};
 use scanhost::sbom::{self, Subject};
-use scanhost::target::Target;
+use scanhost::target::{ImageTarget, Target, host_platform};
+use scanhost::workload::Kind;
+use scanhost_image::oci::Platform;
 
 const EXIT_USAGE: u8 = 2;
 const EXIT_RETRYABLE: u8 = 3;
@@ -36,14 +46,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Scan a root filesystem once and print a CycloneDX 1.6 document.
+    /// Scan a root filesystem or an image once and print a CycloneDX 1.6
+    /// document.
     Scan(ScanArgs),
+    /// Run the agent: keep an SBOM of every workload, serve the API.
+    Run {
+        /// The configuration file (see examples/scanhost.toml).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print the workloads of a running agent as a table.
+    Status {
+        /// The agent's API address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+        api: String,
+    },
 }
 
 #[derive(clap::Args)]
 struct ScanArgs {
-    /// A directory holding a root filesystem (`/` for this machine).
-    path: PathBuf,
+    /// A directory holding a root filesystem (`/` for this machine), an OCI
+    /// image layout directory or an oci-archive file; a layout or archive
+    /// holding several images takes `:TAG` or `@sha256:...` to choose one.
+    path: String,
+
+    /// The platform to choose from a multi-platform image, `os/arch[/variant]`
+    /// [default: this machine's].
+    #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
+    platform: Option<Platform>,
 
     /// A directory of `.wasm` plugins, added to the shipped ones; a plugin
     /// there replaces the shipped plugin of the same name.
@@ -69,6 +99,8 @@ fn main() -> ExitCode {
     init_logging(&cli.log);
     let result = match cli.command {
         Command::Scan(args) => scan(args),
+        Command::Run { config } => run(&config),
+        Command::Status { api } => status(&api),
     };
     match result {
         Ok(code) => code,
@@ -89,10 +121,84 @@ fn init_logging(filter: &str) {
         .init();
 }
 
+fn run(config: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(scanhost::daemon::run(config))?;
+    // Scans abandoned at the shutdown deadline must not hold the exit.
+    runtime.shutdown_background();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(api: &str) -> anyhow::Result<ExitCode> {
+    let base = if api.contains("://") {
+        api.to_string()
+    } else {
+        format!("http://{api}")
+    };
+    let url = format!("{base}/v1/workloads");
+    let workloads: Vec<WorkloadView> = ureq::get(&url)
+        .call()
+        .with_context(|| format!("cannot reach the agent at {url}"))?
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("unexpected answer from {url}"))?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<20} {:<16} {:<9} {:>8} {:>8} {:<40}",
+        "ID", "KIND", "STATUS", "PACKAGES", "ATTEMPTS", "REFERENCES / ERROR"
+    )?;
+    for w in workloads {
+        let id: String = w.id.chars().take(19).collect();
+        let kind = match w.kind {
+            Kind::Host => "host",
+            Kind::ContainerImage => "container-image",
+        };
+        let packages = w.packages.map(|n| n.to_string()).unwrap_or_default();
+        let detail = match (&w.last_error, &w.next_attempt) {
+            (Some(err), Some(next)) => format!("{err} (next attempt {next})"),
+            (Some(err), None) => err.clone(),
+            _ => w.references.join(", "),
+        };
+        writeln!(
+            out,
+            "{id:<20} {kind:<16} {:<9} {packages:>8} {:>8} {detail}",
+            w.status, w.attempts
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Errors returned from here are usage or input errors (exit 2); scan
 /// failures are turned into their own exit codes.
 fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    let root = readable_dir(&args.path)?;
+    let platform = args.platform.clone().unwrap_or_else(host_platform);
+    let target = match scan_input(&args.path)? {
+        Input::Root(root) => Target::Host { root },
+        Input::Layout { path, selector } => {
+            let layout = OciLayout::open(&path)?;
+            let image = layout.select(selector.as_deref())?;
+            let digest = Digest::parse(&image.digest)
+                .with_context(|| format!("{}: index.json", path.display()))?;
+            let references = ref_name(image).map(str::to_string).into_iter().collect();
+            match ImageTarget::identify(Arc::new(layout), digest, references, platform) {
+                Ok(image) => Target::Image(image),
+                Err(err) => {
+                    let (kind, code) = match err {
+                        ContentError::NotFound { .. } | ContentError::Io { .. } => {
+                            ("retryable", EXIT_RETRYABLE)
+                        }
+                        ContentError::Invalid { .. } => ("fatal", EXIT_FATAL),
+                    };
+                    eprintln!("scanhost: scan of {} failed ({kind}): {err}", args.path);
+                    return Ok(ExitCode::from(code));
+                }
+            }
+        }
+    };
+
     let limits = Limits {
         scan_timeout: args.scan_timeout,
         max_memory: args.max_memory.as_u64(),
@@ -101,38 +207,23 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new(limits, cache_dir.as_deref())?;
     let (registry, _refused) = Registry::load(&runtime, args.plugin_dir.as_deref())?;
 
-    let target = Target::Host { root: root.clone() };
     let outcome = scanhost::scan::scan(&runtime, &registry, &target)?;
     if !outcome.failures.is_empty() {
         for failure in &outcome.failures {
-            let kind = if failure.retryable() {
-                "retryable"
-            } else {
-                "fatal"
-            };
-            eprintln!(
-                "scanhost: scan of {} failed ({kind}): {failure}",
-                root.display()
-            );
+            let kind = if failure.retryable() { "retryable" } else { "fatal" };
+            eprintln!("scanhost: scan of {} failed ({kind}): {failure}", args.path);
         }
-        let code = if outcome.retryable() {
-            EXIT_RETRYABLE
-        } else {
-            EXIT_FATAL
-        };
+        let code = if outcome.retryable() { EXIT_RETRYABLE } else { EXIT_FATAL };
         return Ok(ExitCode::from(code));
     }
 
     tracing::info!(
-        root = %root.display(),
+        target = args.path,
         packages = outcome.packages.len(),
         duration = ?outcome.duration,
         "scan finished"
     );
-    let subject = Subject::RootFilesystem {
-        path: root.display().to_string(),
-    };
-    let document = sbom::cyclonedx::document(&subject, &outcome);
+    let document = sbom::cyclonedx::document(&Subject::of(&target), &outcome);
     match print(&document) {
         // A reader that stops early (`| head`) is not an error.
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
@@ -143,23 +234,86 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What the `scan` argument names.
+enum Input {
+    /// A root filesystem, made absolute.
+    Root(PathBuf),
+    /// An OCI layout directory or archive, and the image selected in it.
+    Layout {
+        path: PathBuf,
+        selector: Option<String>,
+    },
+}
+
+/// Reads `PATH`, `PATH:TAG` or `PATH@DIGEST`. The path as given wins, so
+/// a path with `:` in its name is still read as a path.
+fn scan_input(arg: &str) -> anyhow::Result<Input> {
+    let whole = Path::new(arg);
+    if whole.exists() {
+        return classify(whole, None);
+    }
+    let split = arg
+        .rsplit_once('@')
+        .or_else(|| arg.rsplit_once(':'))
+        .filter(|(path, selector)| !selector.is_empty() && Path::new(path).exists());
+    match split {
+        Some((path, selector)) => classify(Path::new(path), Some(selector.to_string())),
+        None => {
+            // Let the error of the whole path name it.
+            std::fs::metadata(whole).with_context(|| format!("cannot scan {arg}"))?;
+            anyhow::bail!("cannot scan {arg}")
+        }
+    }
+}
+
+fn classify(path: &Path, selector: Option<String>) -> anyhow::Result<Input> {
+    let canonical = path
+        .canonicalize()
+        .with_context(|| format!("cannot scan {}", path.display()))?;
+    let is_layout = canonical.is_file() || canonical.join("oci-layout").is_file();
+    if is_layout {
+        return Ok(Input::Layout {
+            path: canonical,
+            selector,
+        });
+    }
+    if selector.is_some() {
+        anyhow::bail!(
+            "cannot scan {}: a selector needs an OCI image layout or archive",
+            path.display()
+        );
+    }
+    if !canonical.is_dir() {
+        anyhow::bail!("cannot scan {}: not a directory", path.display());
+    }
+    std::fs::read_dir(&canonical).with_context(|| format!("cannot scan {}", path.display()))?;
+    Ok(Input::Root(canonical))
+}
+
+fn parse_platform(text: &str) -> Result<Platform, String> {
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: None,
+        }),
+        [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
+            Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(variant.to_string()),
+            })
+        }
+        _ => Err(format!("{text:?} is not os/arch or os/arch/variant")),
+    }
+}
+
 fn print(document: &impl serde::Serialize) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut stdout, document)?;
     writeln!(stdout)?;
     stdout.flush()
-}
-
-/// `path` made absolute, when it is a directory that can be listed.
-fn readable_dir(path: &Path) -> anyhow::Result<PathBuf> {
-    let canonical = path
-        .canonicalize()
-        .with_context(|| format!("cannot scan {}", path.display()))?;
-    if !canonical.is_dir() {
-        anyhow::bail!("cannot scan {}: not a directory", path.display());
-    }
-    std::fs::read_dir(&canonical).with_context(|| format!("cannot scan {}", path.display()))?;
-    Ok(canonical)
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

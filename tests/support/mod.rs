@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod oci;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -59,6 +61,82 @@ pub fn document(output: &Output) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("stdout is not JSON")
+}
+
+/// One fixture case: its input and what expected.json says of it.
+pub struct Case {
+    pub name: String,
+    pub input: PathBuf,
+    pub os: Option<(String, String)>,
+    /// `[purl type, name, version, architecture?]`.
+    pub packages: BTreeSet<(String, String, String, Option<String>)>,
+    /// `None`, `Some("retryable")` or `Some("fatal")`.
+    pub error: Option<String>,
+}
+
+/// The fixture cases whose expected.json has this `kind`, by name.
+pub fn cases(kind: &str) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for entry in std::fs::read_dir(fixtures().join("cases")).unwrap() {
+        let dir = entry.unwrap().path();
+        let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+        let expected: Value = serde_json::from_str(&text).unwrap();
+        if expected["kind"] != kind {
+            continue;
+        }
+        cases.push(Case {
+            name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+            input: dir.join("input"),
+            os: expected["os"].as_object().map(|os| {
+                (
+                    os["id"].as_str().unwrap().to_string(),
+                    os["version_id"].as_str().unwrap().to_string(),
+                )
+            }),
+            packages: expected["packages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let field = |i: usize| p.get(i).and_then(Value::as_str).map(str::to_string);
+                    (field(0).unwrap(), field(1).unwrap(), field(2).unwrap(), field(3))
+                })
+                .collect(),
+            error: expected["error"].as_str().map(str::to_string),
+        });
+    }
+    cases.sort_by(|a, b| a.name.cmp(&b.name));
+    cases
+}
+
+impl Case {
+    /// Checks the OS and the package set of `doc` against the case; the
+    /// architecture is compared only where the case gives one.
+    pub fn check(&self, doc: &Value) {
+        let found_os = os(doc);
+        match (&self.os, &found_os) {
+            (Some((id, version)), Some((found_id, found_version))) => {
+                assert_eq!(found_id, id, "{}: OS id", self.name);
+                assert!(
+                    found_version.starts_with(version.as_str()),
+                    "{}: OS version {found_version}, expected {version}",
+                    self.name
+                );
+            }
+            (None, None) => {}
+            _ => panic!("{}: OS {found_os:?}, expected {:?}", self.name, self.os),
+        }
+
+        let found: BTreeSet<_> = packages(doc)
+            .into_iter()
+            .map(|p| {
+                let compare_arch = self.packages.iter().any(|e| e.1 == p.name && e.3.is_some());
+                let arch = if compare_arch { p.arch } else { None };
+                (p.ecosystem, p.name, p.version, arch)
+            })
+            .collect();
+        assert_eq!(found, self.packages, "{}: packages", self.name);
+    }
 }
 
 /// A package as the fixtures' expected.json lists it.

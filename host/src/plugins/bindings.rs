@@ -1,26 +1,29 @@
 //! Host side of the WIT contract: generated bindings and the imports the
 //! host implements (`log`, `content`).
 //!
-//! The `content` import serves image blobs. Host targets have no image
-//! content, so for them every request is answered `not-found`; the image
-//! content service replaces this when container images are scanned.
+//! The `content` import serves the blobs of the image being scanned, with
+//! every check done on the host side (see [`crate::content`]); a plugin
+//! scanning a host target has no image content and is answered `not-found`.
 
 use wasmtime::component::Resource;
 
 use super::state::ScanState;
+use crate::content::{self, Digest, LayerStream};
+use crate::target::MAX_DOCUMENT;
 
 wasmtime::component::bindgen!({
     world: "scanner",
     path: "../wit",
     with: {
-        "scanhost:plugin/content.layer-reader": LayerReader,
+        "scanhost:plugin/content.layer-reader": crate::content::LayerStream,
     },
 });
 
 pub use self::scanhost::plugin::content::ContentError;
 pub use self::scanhost::plugin::log::Level;
 pub use self::scanhost::plugin::types::{
-    Description, HostTarget, OsInfo, Package, Report, ScanError, Target, TargetKind,
+    Description, HostTarget, ImageTarget, OsInfo, Package, Platform, Report, ScanError, Target,
+    TargetKind,
 };
 
 /// The semantic version of the contract this host implements.
@@ -29,10 +32,9 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 /// The interface every plugin exports, without its version.
 pub const PLUGIN_INTERFACE: &str = "scanhost:plugin/plugin";
 
-/// An open layer stream handed to a plugin.
-pub struct LayerReader {
-    _private: (),
-}
+/// The most a plugin gets from one `read` of a layer: bounds the host's
+/// buffer whatever length the plugin asks for.
+const MAX_READ: u64 = 1 << 20;
 
 impl self::scanhost::plugin::types::Host for ScanState {}
 
@@ -50,33 +52,69 @@ impl self::scanhost::plugin::log::Host for ScanState {
 }
 
 impl self::scanhost::plugin::content::Host for ScanState {
-    fn read_blob(&mut self, digest: String, _max_size: u64) -> Result<Vec<u8>, ContentError> {
-        Err(ContentError::NotFound(format!(
-            "blob {digest}: this target has no image content"
-        )))
+    fn read_blob(&mut self, digest: String, max_size: u64) -> Result<Vec<u8>, ContentError> {
+        let store = self.store(&digest)?;
+        let digest = parse(&digest)?;
+        content::read_blob(store.as_ref(), &digest, max_size.min(MAX_DOCUMENT)).map_err(to_wit)
     }
 
     fn open_layer(
         &mut self,
         digest: String,
-        _diff_id: String,
-    ) -> Result<Resource<LayerReader>, ContentError> {
-        Err(ContentError::NotFound(format!(
-            "layer {digest}: this target has no image content"
-        )))
+        diff_id: String,
+    ) -> Result<Resource<LayerStream>, ContentError> {
+        let store = self.store(&digest)?;
+        let (digest, diff_id) = (parse(&digest)?, parse(&diff_id)?);
+        let stream = content::open_layer(store.as_ref(), &digest, &diff_id).map_err(to_wit)?;
+        self.table
+            .push(stream)
+            .map_err(|err| ContentError::Io(format!("layer {digest}: {err}")))
     }
 }
 
 impl self::scanhost::plugin::content::HostLayerReader for ScanState {
-    fn read(&mut self, reader: Resource<LayerReader>, _len: u64) -> Result<Vec<u8>, ContentError> {
-        Err(ContentError::Io(format!(
-            "layer reader {} is not open",
-            reader.rep()
-        )))
+    fn read(&mut self, reader: Resource<LayerStream>, len: u64) -> Result<Vec<u8>, ContentError> {
+        let len = usize::try_from(len.min(MAX_READ)).unwrap_or(0);
+        self.stream(&reader)?.read_chunk(len).map_err(to_wit)
     }
 
-    fn drop(&mut self, reader: Resource<LayerReader>) -> wasmtime::Result<()> {
+    fn skip(&mut self, reader: Resource<LayerStream>, len: u64) -> Result<u64, ContentError> {
+        self.stream(&reader)?.skip(len).map_err(to_wit)
+    }
+
+    fn finish(&mut self, reader: Resource<LayerStream>) -> Result<(), ContentError> {
+        self.stream(&reader)?.finish().map_err(to_wit)
+    }
+
+    fn drop(&mut self, reader: Resource<LayerStream>) -> wasmtime::Result<()> {
         self.table.delete(reader)?;
         Ok(())
+    }
+}
+
+impl ScanState {
+    fn store(&self, digest: &str) -> Result<std::sync::Arc<dyn content::BlobStore>, ContentError> {
+        self.content.clone().ok_or_else(|| {
+            ContentError::NotFound(format!("blob {digest}: this target has no image content"))
+        })
+    }
+
+    fn stream(&mut self, reader: &Resource<LayerStream>) -> Result<&mut LayerStream, ContentError> {
+        self.table
+            .get_mut(reader)
+            .map_err(|err| ContentError::Io(format!("layer reader: {err}")))
+    }
+}
+
+fn parse(digest: &str) -> Result<Digest, ContentError> {
+    Digest::parse(digest).map_err(|err| ContentError::Invalid(err.to_string()))
+}
+
+fn to_wit(err: content::ContentError) -> ContentError {
+    let message = err.to_string();
+    match err {
+        content::ContentError::NotFound { .. } => ContentError::NotFound(message),
+        content::ContentError::Invalid { .. } => ContentError::Invalid(message),
+        content::ContentError::Io { .. } => ContentError::Io(message),
     }
 }

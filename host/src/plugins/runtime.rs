@@ -301,6 +301,21 @@ impl Runtime {
                 });
                 (state, wit)
             }
+            Target::Image(image) => {
+                let state =
+                    ScanState::with_content(name, self.limits.max_memory, image.store.clone());
+                let platform = &image.platform;
+                let wit = bindings::Target::ContainerImage(bindings::ImageTarget {
+                    reference: image.name(),
+                    digest: image.digest.to_string(),
+                    platform: bindings::Platform {
+                        os: platform.os.clone(),
+                        architecture: platform.architecture.clone(),
+                        variant: platform.variant.clone(),
+                    },
+                });
+                (state, wit)
+            }
         };
 
         let timeout = self.limits.scan_timeout;

@@ -11,12 +11,15 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::log_stream::LogStream;
+use crate::content::BlobStore;
 
 /// Store data of one scan.
 pub struct ScanState {
     /// Name of the plugin, for log lines.
     pub plugin: Arc<str>,
     pub table: ResourceTable,
+    /// The blobs of the image being scanned; none for host targets.
+    pub content: Option<Arc<dyn BlobStore>>,
     wasi: WasiCtx,
     limits: MemoryCap,
 }
@@ -30,6 +33,13 @@ impl ScanState {
     /// A state that sees `root` read-only at `/` and nothing else.
     pub fn with_root(plugin: Arc<str>, max_memory: u64, root: &Path) -> std::io::Result<Self> {
         Self::build(plugin, max_memory, Some(root))
+    }
+
+    /// A state with no filesystem that is served the blobs of `store`.
+    pub fn with_content(plugin: Arc<str>, max_memory: u64, store: Arc<dyn BlobStore>) -> Self {
+        let mut state = Self::bare(plugin, max_memory);
+        state.content = Some(store);
+        state
     }
 
     fn build(plugin: Arc<str>, max_memory: u64, root: Option<&Path>) -> std::io::Result<Self> {
@@ -52,6 +62,7 @@ impl ScanState {
         Ok(Self {
             plugin,
             table: ResourceTable::new(),
+            content: None,
             wasi: wasi.build(),
             limits: MemoryCap {
                 max_memory,

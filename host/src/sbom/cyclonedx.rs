@@ -128,6 +128,35 @@ fn subject_component(subject: &Subject) -> Component {
             name: path.clone(),
             ..Component::default()
         },
+        Subject::Image {
+            name,
+            references,
+            manifest_digest,
+            id,
+        } => {
+            let mut properties = vec![
+                Property {
+                    name: "scanhost:image:id",
+                    value: id.clone(),
+                },
+                Property {
+                    name: "scanhost:image:manifest-digest",
+                    value: manifest_digest.clone(),
+                },
+            ];
+            properties.extend(references.iter().map(|r| Property {
+                name: "scanhost:image:reference",
+                value: r.clone(),
+            }));
+            Component {
+                kind: "container",
+                bom_ref: Some(format!("image:{id}")),
+                name: name.clone(),
+                version: Some(manifest_digest.clone()),
+                properties,
+                ..Component::default()
+            }
+        }
     }
 }
 

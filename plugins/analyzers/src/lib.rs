@@ -137,3 +137,122 @@ pub fn analyze(root: &dyn Root) -> Inventory {
         warnings,
     }
 }
+
+/// Whether [`analyze`] may read the file at `path`, a root-relative path
+/// such as `var/lib/dpkg/status`.
+///
+/// A scanner that cannot keep a whole root filesystem (the image scanner
+/// reads layers as streams) keeps the files for which this is true. It
+/// must therefore accept every path that `analyze` reads: `os-release` in
+/// `etc` and `usr/lib`, `etc/debian_version`, dpkg's `status` and every
+/// file directly in `status.d`, and apk's `installed` in `lib` and
+/// `usr/lib`. A database reached only through a symlink to a path of
+/// another name is not covered.
+///
+/// ```
+/// use scanhost_analyzers::wanted;
+///
+/// assert!(wanted("var/lib/dpkg/status.d/libc6"));
+/// assert!(!wanted("usr/bin/dpkg"));
+/// ```
+pub fn wanted(path: &str) -> bool {
+    const FILES: [&str; 6] = [
+        "etc/os-release",
+        "usr/lib/os-release",
+        "etc/debian_version",
+        "var/lib/dpkg/status",
+        "lib/apk/db/installed",
+        "usr/lib/apk/db/installed",
+    ];
+    FILES.contains(&path)
+        || path
+            .strip_prefix("var/lib/dpkg/status.d/")
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::io;
+
+    use super::*;
+    use crate::memory_root::MemoryRoot;
+
+    /// A root that records every path read through it.
+    struct Recording {
+        root: MemoryRoot,
+        read: RefCell<Vec<String>>,
+    }
+
+    impl Root for Recording {
+        fn lstat(&self, path: &str) -> io::Result<FileKind> {
+            self.root.lstat(path)
+        }
+
+        fn read_link(&self, path: &str) -> io::Result<String> {
+            self.root.read_link(path)
+        }
+
+        fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+            self.read.borrow_mut().push(path.to_string());
+            self.root.read(path)
+        }
+
+        fn read_dir(&self, path: &str) -> io::Result<Vec<String>> {
+            self.root.read_dir(path)
+        }
+    }
+
+    // A path that `analyze` reads but `wanted` rejects would be dropped by
+    // the image scanner, and its packages silently missing.
+    #[test]
+    fn wanted_accepts_every_path_analyze_reads() {
+        let stanza = "Package: a\nStatus: install ok installed\nVersion: 1\n";
+        let root = MemoryRoot::new()
+            .file("etc/os-release", "ID=debian\n")
+            .file("usr/lib/os-release", "ID=debian\n")
+            .file("etc/debian_version", "12.7\n")
+            .file("var/lib/dpkg/status", stanza)
+            .file(
+                "var/lib/dpkg/status.d/b",
+                stanza.replace("Package: a", "Package: b"),
+            )
+            .file(
+                "var/lib/dpkg/status.d/python3.11",
+                stanza.replace("Package: a", "Package: c"),
+            )
+            .file("lib/apk/db/installed", "P:d\nV:1\n")
+            .file("usr/lib/apk/db/installed", "P:e\nV:1\n");
+        let recording = Recording {
+            root,
+            read: RefCell::new(Vec::new()),
+        };
+        let inventory = analyze(&recording);
+        assert_eq!(inventory.packages.len(), 5, "{inventory:?}");
+
+        let read = recording.read.into_inner();
+        assert!(read.contains(&"etc/debian_version".to_string()), "{read:?}");
+        for path in &read {
+            assert!(wanted(path), "{path} is read but not wanted");
+        }
+    }
+
+    #[test]
+    fn wanted_rejects_everything_else() {
+        for path in [
+            "",
+            "etc",
+            "etc/passwd",
+            "var/lib/dpkg",
+            "var/lib/dpkg/status-old",
+            "var/lib/dpkg/status.d",
+            "var/lib/dpkg/status.d/",
+            "var/lib/dpkg/status.d/sub/x",
+            "var/lib/dpkg/info/libc6.list",
+            "/etc/os-release",
+            "usr/share/doc/os-release",
+        ] {
+            assert!(!wanted(path), "{path}");
+        }
+    }
+}

@@ -1,9 +1,12 @@
-//! One scan of one target: every plugin for its kind, results merged.
+//! Scanning: one scan of one target by every plugin for its kind, and the
+//! daemon's workers that run scans from the queue (`worker`).
 //!
 //! Each plugin runs in its own instance; their reports are merged into one
 //! inventory: the union of the packages, deduplicated by purl (the first
 //! plugin, by name, wins), and the operating system from the first plugin
 //! that reports one.
+
+pub mod worker;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,0 +1,229 @@
+//! `scanhost run`: the agent. Starts the store, the plugins, the sources,
+//! the queue with its workers and the API, and stops them in order.
+//!
+//! Data flows one way: sources -> store -> (events) -> queue -> workers ->
+//! plugins -> store -> output files. At start the queue is rebuilt from the
+//! store: pending and interrupted scans run again, scheduled retries resume
+//! at their time, and a result produced by the plugins loaded now is kept.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use tokio::sync::{broadcast, watch};
+
+use crate::api::{self, Api};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::outputs::Outputs;
+use crate::plugins::{Limits, Registry, Runtime, TargetKind};
+use crate::queue::{self, Queue};
+use crate::scan::worker::{self, retry_of};
+use crate::sources;
+use crate::store::{Event, Store};
+use crate::workload::{Kind, Status, Workload, WorkloadId};
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
+    let store = Arc::new(Store::open(&config.state_dir.join("workloads.redb"))?);
+    let outputs = Arc::new(Outputs::open(&config.output_dir())?);
+    outputs.reconcile(&store)?;
+
+    let limits = Limits {
+        scan_timeout: config.scan.scan_timeout,
+        max_memory: config.scan.max_memory,
+    };
+    let cache_dir = config.state_dir.join("compiled");
+    let plugin_dir = config.plugins.dir.clone();
+    let (runtime, registry) = tokio::task::spawn_blocking(move || {
+        let runtime = Runtime::new(limits, Some(&cache_dir))?;
+        let (registry, _refused) = Registry::load(&runtime, plugin_dir.as_deref())?;
+        anyhow::Ok((Arc::new(runtime), Arc::new(registry)))
+    })
+    .await??;
+
+    let queue = Queue::new(queue::Config {
+        base_backoff: config.scan.base_backoff,
+        max_backoff: config.scan.max_backoff,
+        max_attempts: config.scan.max_attempts,
+    });
+    let metrics = Arc::new(Metrics::default());
+
+    // Subscribe before anything can change the store, then rebuild the
+    // queue from what the store holds.
+    let events = store.subscribe();
+    rebuild(&store, &queue, &registry);
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(dispatch(store.clone(), queue.clone(), outputs.clone(), events));
+
+    let context = Arc::new(worker::Context {
+        store: store.clone(),
+        queue: queue.clone(),
+        runtime,
+        registry: registry.clone(),
+        outputs,
+        metrics: metrics.clone(),
+    });
+    let workers: Vec<_> = (0..config.scan.workers)
+        .map(|_| tokio::spawn(worker::run(context.clone())))
+        .collect();
+
+    if config.sources.host.enabled {
+        tokio::spawn(sources::host::run(
+            store.clone(),
+            queue.clone(),
+            config.sources.host.clone(),
+            stopped.clone(),
+        ));
+    }
+    for layout in &config.sources.oci_layout {
+        tokio::spawn(sources::oci_layout::run(
+            store.clone(),
+            layout.path.clone(),
+            stopped.clone(),
+        ));
+    }
+
+    if let Some(addr) = config.api_listen() {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (api.listen)"))?;
+        let app = api::router(Arc::new(Api {
+            store: store.clone(),
+            queue: queue.clone(),
+            registry,
+            metrics,
+        }));
+        tracing::info!(%addr, "API listening");
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::error!("the API stopped: {err}");
+            }
+        });
+    }
+    tracing::info!(
+        workers = config.scan.workers,
+        layouts = config.sources.oci_layout.len(),
+        "scanhost running"
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    queue.shutdown();
+    let drain = futures_join(workers);
+    if tokio::time::timeout(config.scan.shutdown_timeout, drain).await.is_err() {
+        // The interrupted scans are still marked Scanning in the store and
+        // run again at the next start.
+        tracing::warn!(
+            timeout = %humantime::format_duration(config.scan.shutdown_timeout),
+            "scans still running at the shutdown deadline are abandoned"
+        );
+    }
+    Ok(())
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for handle in handles {
+        let _ = handle.await;
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Queues what the store says is unfinished.
+fn rebuild(store: &Store, queue: &Queue<WorkloadId>, registry: &Registry) {
+    let now = SystemTime::now();
+    for workload in store.list() {
+        let retry = retry_of(workload.kind);
+        match &workload.status {
+            Status::Pending | Status::Scanning { .. } => queue.add(workload.id.clone(), retry),
+            Status::Failed {
+                retryable: true,
+                attempts,
+                next_attempt: Some(at),
+                ..
+            } => {
+                let delay = at.duration_since(now).unwrap_or_default();
+                let due = tokio::time::Instant::now() + delay;
+                queue.resume(workload.id.clone(), retry, *attempts, due);
+            }
+            Status::Failed { .. } => {}
+            Status::Success { plugins, .. } => {
+                if !same_plugins(&workload, plugins, registry) {
+                    queue.add(workload.id.clone(), retry);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the plugins that produced a result are exactly the ones that
+/// would scan the workload now (same names and component digests).
+fn same_plugins(
+    workload: &Workload,
+    used: &[crate::workload::PluginVersion],
+    registry: &Registry,
+) -> bool {
+    let kind = match workload.kind {
+        Kind::Host => TargetKind::Host,
+        Kind::ContainerImage => TargetKind::ContainerImage,
+    };
+    let now: BTreeSet<(String, String)> = registry
+        .for_kind(kind)
+        .iter()
+        .map(|p| (p.name.clone(), p.digest.clone()))
+        .collect();
+    let then: BTreeSet<(String, String)> = used
+        .iter()
+        .map(|p| (p.name.clone(), p.digest.clone()))
+        .collect();
+    now == then
+}
+
+/// Turns store events into queue work: a new workload is queued, a removed
+/// one leaves the queue and its document goes.
+async fn dispatch(
+    store: Arc<Store>,
+    queue: Queue<WorkloadId>,
+    outputs: Arc<Outputs>,
+    mut events: broadcast::Receiver<Event>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(Event::Set(id)) => {
+                if let Some(workload) = store.get(&id)
+                    && workload.status == Status::Pending
+                {
+                    queue.add(id, retry_of(workload.kind));
+                }
+            }
+            Ok(Event::Unset(id)) => {
+                queue.remove(&id);
+                if let Err(err) = outputs.remove(&id) {
+                    tracing::error!(workload = %id, "{err:#}");
+                }
+                tracing::info!(workload = %id, "workload removed");
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "store events missed, requeueing from the store");
+                for workload in store.list() {
+                    if workload.status == Status::Pending {
+                        queue.add(workload.id.clone(), retry_of(workload.kind));
+                    }
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The OCI layout source: the images listed in a layout's `index.json`.
+//!
+//! The layout directory is watched (with its blobs); every change, after a
+//! short debounce, resyncs: each image listed is identified (its config
+//! digest is its workload id) and its reference set in the store; every
+//! reference this layout held that is no longer listed is unset, which
+//! removes an image once its last reference is gone. An image whose
+//! manifest or config cannot be read yet is skipped with a warning and
+//! picked up by a later change.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+
+use crate::content::oci_layout::ref_name;
+use crate::content::{Digest, OciLayout};
+use crate::store::Store;
+use crate::target::{ImageTarget, host_platform};
+use crate::workload::{Kind, Origin, WorkloadId};
+
+/// Quiet time after a change before resyncing: a tool writes a layout in
+/// many steps.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Keeps the store in step with the layout at `path` until `shutdown`.
+pub async fn run(store: Arc<Store>, path: PathBuf, mut shutdown: watch::Receiver<bool>) {
+    let (tx, mut changes) = mpsc::unbounded_channel();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = tx.send(());
+        }
+    });
+    let _watcher = match watcher.and_then(|mut w| {
+        w.watch(&path, RecursiveMode::Recursive)?;
+        Ok(w)
+    }) {
+        Ok(watcher) => Some(watcher),
+        Err(err) => {
+            tracing::warn!(
+                layout = %path.display(),
+                "cannot watch the layout, it is read at start only: {err}"
+            );
+            None
+        }
+    };
+
+    resync_blocking(&store, &path).await;
+    loop {
+        tokio::select! {
+            Some(()) = changes.recv() => {
+                tokio::time::sleep(DEBOUNCE).await;
+                while changes.try_recv().is_ok() {}
+                resync_blocking(&store, &path).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn resync_blocking(store: &Arc<Store>, path: &Path) {
+    let (store, path) = (store.clone(), path.to_path_buf());
+    let _ = tokio::task::spawn_blocking(move || resync(&store, &path)).await;
+}
+
+/// Makes the store's references from this layout match its `index.json`.
+pub fn resync(store: &Store, path: &Path) {
+    let layout = match OciLayout::open(path) {
+        Ok(layout) => Arc::new(layout),
+        Err(err) => {
+            tracing::warn!(layout = %path.display(), "cannot read the layout: {err}");
+            return;
+        }
+    };
+
+    let mut listed = std::collections::HashSet::new();
+    for image in layout.images() {
+        let reference = match ref_name(image) {
+            Some(name) => name.to_string(),
+            None => format!("{}@{}", path.display(), image.digest),
+        };
+        listed.insert(reference.clone());
+
+        let identified = Digest::parse(&image.digest)
+            .map_err(|err| err.to_string())
+            .and_then(|digest| {
+                ImageTarget::identify(layout.clone(), digest, vec![], host_platform())
+                    .map_err(|err| err.to_string())
+            });
+        let id = match identified {
+            Ok(image) => WorkloadId(image.id.to_string()),
+            Err(err) => {
+                tracing::warn!(layout = %path.display(), reference, "image skipped: {err}");
+                continue;
+            }
+        };
+        let origin = Origin::OciLayout {
+            path: path.to_path_buf(),
+            digest: image.digest.clone(),
+        };
+        if let Err(err) = store.set_reference(&id, Kind::ContainerImage, &reference, origin) {
+            tracing::error!(reference, "cannot store the image: {err}");
+        }
+    }
+
+    let ours = |origin: &Origin| matches!(origin, Origin::OciLayout { path: p, .. } if p == path);
+    for (reference, _) in store.references_where(ours) {
+        if !listed.contains(&reference)
+            && let Err(err) = store.unset_reference(&reference)
+        {
+            tracing::error!(reference, "cannot remove the image: {err}");
+        }
+    }
+}

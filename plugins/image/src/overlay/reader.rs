@@ -1,0 +1,272 @@
+//! Reading one layer's tar into the changes it makes.
+//!
+//! Each entry is taken for what it means to the overlay: a whiteout or
+//! opaque marker, a directory, a symlink, a kept file (its bytes read), a
+//! hard link (a copy of what is kept of its target), or a non-directory
+//! that is not kept and only hides what is below it. Entries that cannot
+//! be applied become warnings; only a tar that cannot be read is an error.
+//!
+//! Nothing is applied here: the lower layers are only looked at, and the
+//! changes are merged by the caller once the whole tar has been read.
+
+use std::io::{self, Read, Seek};
+
+use tar::{Archive, Entry, EntryType};
+
+use super::entry_path::{self, Name};
+use super::stream::Stream;
+use super::tree::{Changes, Content, Dir, Leaf, Lookup, Node};
+
+/// The largest file whose bytes are kept. Package databases of real images
+/// are a few MiB; a bigger file at a wanted path is not one.
+pub(super) const MAX_KEPT_FILE: u64 = 64 << 20;
+
+/// The most components an entry's path may have. Deeper entries are
+/// skipped: no package database is that deep, and the limit bounds the
+/// recursion over the tree.
+const MAX_DEPTH: usize = 256;
+
+/// The state of one layer being read: its entries are gathered into
+/// `changes`, looking at `lower` (the layers below, unchanged until the
+/// whole tar has been read) for hard links and for what an entry hides.
+pub(super) struct LayerReader<'a> {
+    digest: &'a str,
+    wanted: fn(&str) -> bool,
+    lower: &'a Dir,
+    changes: Changes,
+    warnings: Vec<String>,
+}
+
+impl<'a> LayerReader<'a> {
+    /// A reader for the layer `digest` on top of `lower`.
+    pub(super) fn new(digest: &'a str, wanted: fn(&str) -> bool, lower: &'a Dir) -> Self {
+        LayerReader {
+            digest,
+            wanted,
+            lower,
+            changes: Changes::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The changes and the warnings of the entries read.
+    pub(super) fn finish(self) -> (Changes, Vec<String>) {
+        (self.changes, self.warnings)
+    }
+
+    /// Reads every entry of the tar into `changes`.
+    pub(super) fn read<R: Read + Seek>(
+        &mut self,
+        archive: &mut Archive<Stream<R>>,
+    ) -> io::Result<()> {
+        for entry in archive.entries_with_seek()? {
+            self.entry(&mut entry?)?;
+        }
+        Ok(())
+    }
+
+    fn warn(&mut self, path: &str, what: &str) {
+        self.warnings
+            .push(format!("layer {}: {path}: {what}", self.digest));
+    }
+
+    /// Records one entry. Only a failure to read the tar is an error; an
+    /// entry that cannot be applied is skipped with a warning.
+    fn entry<R: Read>(&mut self, entry: &mut Entry<'_, R>) -> io::Result<()> {
+        let entry_type = entry.header().entry_type();
+        // A PAX global header describes the archive, not a file.
+        if entry_type == EntryType::XGlobalHeader {
+            return Ok(());
+        }
+
+        // `path_bytes` gives the whole name: GNU long names and PAX `path`
+        // records are already applied by the tar reader.
+        let raw_path = match String::from_utf8(entry.path_bytes().into_owned()) {
+            Ok(raw_path) => raw_path,
+            Err(err) => {
+                // No analyzer reads a path that is not UTF-8, and such a
+                // name cannot replace or hide one that is.
+                let lossy = String::from_utf8_lossy(err.as_bytes()).into_owned();
+                self.warn(&lossy, "the path is not UTF-8; entry ignored");
+                return Ok(());
+            }
+        };
+        let Some(components) = entry_path::normalise(&raw_path) else {
+            self.warn(&raw_path, "the path climbs out of the root; entry ignored");
+            return Ok(());
+        };
+        if components.len() > MAX_DEPTH {
+            let start: String = raw_path.chars().take(100).collect();
+            let what = format!(
+                "the path has {} components, more than {MAX_DEPTH}; entry ignored",
+                components.len()
+            );
+            self.warn(&format!("{start}..."), &what);
+            return Ok(());
+        }
+        let path = components.join("/");
+
+        // Old (V7) tars mark a directory only by a trailing `/` on an
+        // entry of type NUL, which the tar reader takes for a regular file.
+        let entry_type = match entry_type {
+            EntryType::Regular
+                if entry.header().as_old().linkflag[0] == 0 && raw_path.ends_with('/') =>
+            {
+                EntryType::Directory
+            }
+            other => other,
+        };
+
+        let Some((name, parent)) = components.split_last() else {
+            return self.root_entry(entry_type, &raw_path);
+        };
+        if parent.iter().any(|c| entry_path::is_marker(c)) {
+            self.warn(&path, "inside a whiteout marker; entry ignored");
+            return Ok(());
+        }
+        match entry_path::classify(name) {
+            Name::Plain => {}
+            Name::Whiteout(target) => {
+                self.changes.whiteout(parent, target);
+                return Ok(());
+            }
+            Name::Opaque => {
+                self.changes.make_opaque(parent);
+                return Ok(());
+            }
+            Name::Malformed => {
+                self.warn(&path, "a malformed whiteout marker; ignored");
+                return Ok(());
+            }
+        }
+
+        let wanted = (self.wanted)(&path);
+        match entry_type {
+            EntryType::Directory => self.changes.add_dir(&components),
+            EntryType::Symlink => {
+                // The target is kept as written: it is resolved later, at
+                // lookup, against the merged tree.
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                self.changes.put(&components, Leaf::Symlink(target));
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse if wanted => {
+                let content = self.file_content(entry, &path)?;
+                self.changes.put(&components, Leaf::File(content));
+            }
+            EntryType::Link => self.hard_link(entry, &components, &path, wanted),
+            EntryType::Char | EntryType::Block | EntryType::Fifo if wanted => {
+                self.changes.put(&components, Leaf::Other);
+            }
+            EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::GNUSparse
+            | EntryType::Char
+            | EntryType::Block
+            | EntryType::Fifo => self.changes.hide(&components, self.lower),
+            other => {
+                let what = format!("an entry of type {other:?}, which is not a file; ignored");
+                self.warn(&path, &what);
+            }
+        }
+        Ok(())
+    }
+
+    /// An entry for the root itself (`./`).
+    fn root_entry(&mut self, entry_type: EntryType, raw_path: &str) -> io::Result<()> {
+        if entry_type.is_dir() {
+            self.changes.add_dir(&[]);
+        } else {
+            self.warn(raw_path, "a non-directory at the root; entry ignored");
+        }
+        Ok(())
+    }
+
+    /// The bytes of a wanted regular file, or why they are not kept.
+    fn file_content<R: Read>(
+        &mut self,
+        entry: &mut Entry<'_, R>,
+        path: &str,
+    ) -> io::Result<Content> {
+        let size = entry.size();
+        if size > MAX_KEPT_FILE {
+            let what = format!(
+                "{size} bytes, more than the {} MiB kept; its contents are not read",
+                MAX_KEPT_FILE >> 20
+            );
+            self.warn(path, &what);
+            return Ok(Content::NotKept(format!(
+                "it has {size} bytes, more than {} MiB (layer {})",
+                MAX_KEPT_FILE >> 20,
+                self.digest
+            )));
+        }
+
+        // `size` is at most MAX_KEPT_FILE, so it fits in a usize.
+        let mut bytes = Vec::with_capacity(size as usize);
+        entry.read_to_end(&mut bytes)?;
+        if bytes.len() as u64 != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the tar ends inside the data of {path}"),
+            ));
+        }
+        Ok(Content::Kept(bytes))
+    }
+
+    /// A hard link: at a wanted path, a copy of what is kept of its
+    /// target, from this layer (earlier in the tar) or a lower one;
+    /// elsewhere, like any non-directory that is not kept.
+    ///
+    /// The target is looked up as this layer has it so far, else as the
+    /// lower layers have it, without this layer's whiteouts: tar writers
+    /// only link to an earlier entry of the same tar.
+    fn hard_link<R: Read>(
+        &mut self,
+        entry: &Entry<'_, R>,
+        components: &[&str],
+        path: &str,
+        wanted: bool,
+    ) {
+        let target_bytes = entry.link_name_bytes().unwrap_or_default();
+        let target = String::from_utf8_lossy(&target_bytes).into_owned();
+        let Some(target_components) = entry_path::normalise(&target) else {
+            let what = format!("a hard link to {target}, which climbs out of the root; ignored");
+            self.warn(path, &what);
+            return;
+        };
+        if !wanted {
+            self.changes.hide(components, self.lower);
+            return;
+        }
+
+        let copy = match self.changes.lookup(&target_components) {
+            Lookup::Leaf(leaf) => Some(leaf.clone()),
+            Lookup::Dir => None,
+            Lookup::NotKept => Some(not_kept_link(&target)),
+            Lookup::Absent if target_components.is_empty() => None,
+            Lookup::Absent => match self.lower.get(&target_components) {
+                Some(Node::Leaf { leaf, .. }) => Some(leaf.clone()),
+                Some(Node::Dir(_)) => None,
+                None => Some(not_kept_link(&target)),
+            },
+        };
+        match copy {
+            Some(leaf) => self.changes.put(components, leaf),
+            None => {
+                let what = format!("a hard link to the directory {target}; ignored");
+                self.warn(path, &what);
+            }
+        }
+    }
+}
+
+/// A hard link whose target's contents are not known: it was not kept (its
+/// path is not wanted) or is not in the image.
+fn not_kept_link(target: &str) -> Leaf {
+    Leaf::File(Content::NotKept(format!(
+        "it is a hard link to {target}, whose contents were not kept"
+    )))
+}

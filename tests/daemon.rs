@@ -1,0 +1,293 @@
+//! End-to-end tests of `scanhost run`: the real binary with an OCI layout
+//! source and the host source, observed through its API, its log and its
+//! output directory.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::fixtures;
+use support::oci::{Entry, Image, blob_path, layer, write_image};
+
+/// A running daemon, killed when dropped.
+struct Daemon {
+    child: Child,
+    api: String,
+    log: PathBuf,
+    output: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes a config into `dir` and starts the daemon on it.
+fn start(dir: &Path, layout: &Path, extra: &str) -> Daemon {
+    let port = free_port();
+    let output = dir.join("sboms");
+    let config = dir.join("scanhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+state_dir = "state"
+[scan]
+base_backoff = "1s"
+max_backoff = "4s"
+{extra}
+[sources.host]
+root = "{root}"
+interval = "4s"
+[[sources.oci_layout]]
+path = "{layout}"
+[output]
+dir = "sboms"
+[api]
+listen = "127.0.0.1:{port}"
+"#,
+            root = fixtures().join("debian-bookworm-minbase").display(),
+            layout = layout.display(),
+        ),
+    )
+    .unwrap();
+    let log = dir.join(format!("daemon-{port}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_scanhost"))
+        .args(["--log", "info"])
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let daemon = Daemon {
+        child,
+        api: format!("http://127.0.0.1:{port}"),
+        log,
+        output,
+    };
+    wait_for("the API", Duration::from_secs(60), || {
+        ureq::get(&format!("{}/healthz", daemon.api)).call().ok()
+    });
+    daemon
+}
+
+impl Daemon {
+    fn workloads(&self) -> BTreeMap<String, Value> {
+        let list: Vec<Value> = ureq::get(&format!("{}/v1/workloads", self.api))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        list.into_iter()
+            .map(|w| (w["id"].as_str().unwrap().to_string(), w))
+            .collect()
+    }
+
+    fn workload(&self, id: &str) -> Option<Value> {
+        self.workloads().remove(id)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// Log lines that mention `needle` and `workload`.
+    fn log_lines(&self, workload: &str, needle: &str) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(needle) && l.contains(workload))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A Debian image of two layers; the upper layer holds the database.
+fn two_layer_image(layout: &Path, name: &str) -> Image {
+    let os_release = std::fs::read(fixtures().join("debian-bookworm-minbase/usr/lib/os-release")).unwrap();
+    let status =
+        std::fs::read(fixtures().join("debian-bookworm-minbase/var/lib/dpkg/status")).unwrap();
+    let lower = layer(&[Entry::File("etc/os-release", &os_release)]);
+    let upper = layer(&[Entry::File("var/lib/dpkg/status", &status)]);
+    write_image(layout, name, &[lower, upper])
+}
+
+#[test]
+fn a_missing_layer_is_retried_with_backoff_until_it_appears_and_removal_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let image = two_layer_image(&layout, "example.test/debian:12");
+    let blob = blob_path(&layout, &image.layers[1]);
+    let saved = std::fs::read(&blob).unwrap();
+    std::fs::remove_file(&blob).unwrap();
+
+    let daemon = start(dir.path(), &layout, "");
+    let id = image.config.clone();
+
+    // Failed, retryable, with attempts counting up at 1s then 2s.
+    let failed = wait_for("three failed attempts", Duration::from_secs(30), || {
+        daemon
+            .workload(&id)
+            .filter(|w| w["attempts"].as_u64() >= Some(3))
+    });
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["retryable"], true);
+    assert!(failed["last_error"].as_str().unwrap().contains(&image.layers[1]));
+    assert!(failed["next_attempt"].is_string());
+    let retries = daemon.log_lines(&id, "retry scheduled");
+    assert!(retries[0].contains("attempt=1") && retries[0].contains("delay=1s"), "{retries:?}");
+    assert!(retries[1].contains("attempt=2") && retries[1].contains("delay=2s"), "{retries:?}");
+    assert!(retries[2].contains("attempt=3") && retries[2].contains("delay=4s"), "{retries:?}");
+
+    // The blob arrives: the next attempt succeeds, and no attempt follows.
+    std::fs::write(&blob, &saved).unwrap();
+    let done = wait_for("success", Duration::from_secs(30), || {
+        daemon.workload(&id).filter(|w| w["status"] == "success")
+    });
+    assert_eq!(done["packages"], 96);
+    let document = daemon.output.join(format!("{}.cdx.json", id.replace(':', "-")));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&document).unwrap()).unwrap();
+    assert_eq!(doc["metadata"]["component"]["name"], "example.test/debian:12");
+    let attempts_after_success = daemon.log_lines(&id, "scan failed").len();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(daemon.log_lines(&id, "scan failed").len(), attempts_after_success);
+    assert_eq!(daemon.log_lines(&id, "scan finished").len(), 1);
+
+    // The host: scanned at start and again at its interval, never retried.
+    let host = daemon.workload("host").unwrap();
+    assert_eq!(host["status"], "success");
+    assert_eq!(host["packages"], 96);
+    assert!(daemon.log_lines("workload=host", "scan finished").len() >= 2, "{}", daemon.log());
+    assert!(daemon.log_lines("workload=host", "retry scheduled").is_empty());
+
+    // Removed from index.json: the workload and its document go at once.
+    std::fs::write(
+        layout.join("index.json"),
+        br#"{"schemaVersion": 2, "manifests": []}"#,
+    )
+    .unwrap();
+    wait_for("removal", Duration::from_secs(10), || {
+        daemon.workload(&id).is_none().then_some(())
+    });
+    assert!(!document.exists(), "the document of a removed workload is still there");
+}
+
+#[test]
+fn removing_an_image_stops_its_retries_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let image = two_layer_image(&layout, "example.test/debian:12");
+    std::fs::remove_file(blob_path(&layout, &image.layers[1])).unwrap();
+
+    let daemon = start(dir.path(), &layout, "");
+    let id = image.config.clone();
+    wait_for("a failed attempt", Duration::from_secs(30), || {
+        daemon.workload(&id).filter(|w| w["status"] == "failed")
+    });
+
+    std::fs::write(
+        layout.join("index.json"),
+        br#"{"schemaVersion": 2, "manifests": []}"#,
+    )
+    .unwrap();
+    wait_for("removal", Duration::from_secs(10), || {
+        daemon.workload(&id).is_none().then_some(())
+    });
+    let attempts = daemon.log_lines(&id, "scan failed").len();
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(daemon.log_lines(&id, "scan failed").len(), attempts, "a retry ran after removal");
+    let queue: Value = ureq::get(&format!("{}/v1/queue", daemon.api))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert!(!queue.to_string().contains(&id), "{queue}");
+}
+
+#[test]
+fn sigkill_loses_no_finished_result_and_unfinished_work_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let mut images = Vec::new();
+    for i in 0..150 {
+        // Each image differs by a file, so each has its own id.
+        let os_release =
+            std::fs::read(fixtures().join("debian-bookworm-minbase/usr/lib/os-release")).unwrap();
+        let status =
+            std::fs::read(fixtures().join("debian-bookworm-minbase/var/lib/dpkg/status")).unwrap();
+        let marker = format!("{i}");
+        let l = layer(&[
+            Entry::File("etc/os-release", &os_release),
+            Entry::File("var/lib/dpkg/status", &status),
+            Entry::File("etc/hostname", marker.as_bytes()),
+        ]);
+        images.push(write_image(&layout, &format!("example.test/image:{i}"), &[l]));
+    }
+
+    let mut daemon = start(dir.path(), &layout, "workers = 1");
+    let finished = wait_for("some finished scans", Duration::from_secs(60), || {
+        let done: Vec<String> = daemon
+            .workloads()
+            .into_iter()
+            .filter(|(id, w)| id != "host" && w["status"] == "success")
+            .map(|(id, _)| id)
+            .collect();
+        (done.len() >= 3).then_some(done)
+    });
+    daemon.child.kill().unwrap(); // SIGKILL
+    daemon.child.wait().unwrap();
+
+    // Every document on disk is whole.
+    for entry in std::fs::read_dir(&daemon.output).unwrap() {
+        let path = entry.unwrap().path();
+        let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap())
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        assert_eq!(doc["bomFormat"], "CycloneDX");
+    }
+
+    let restarted = start(dir.path(), &layout, "workers = 1");
+    wait_for("all images scanned", Duration::from_secs(120), || {
+        let workloads = restarted.workloads();
+        images
+            .iter()
+            .all(|i| workloads.get(&i.config).is_some_and(|w| w["status"] == "success"))
+            .then_some(())
+    });
+    for id in &finished {
+        assert!(
+            restarted.log_lines(id, "scan finished").is_empty(),
+            "{id} was scanned again after the restart"
+        );
+        let path = restarted.output.join(format!("{}.cdx.json", id.replace(':', "-")));
+        assert!(path.exists(), "{}", path.display());
+    }
+    assert_eq!(std::fs::read_dir(&restarted.output).unwrap().count(), images.len() + 1);
+}
