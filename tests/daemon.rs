@@ -52,7 +52,7 @@ max_backoff = "4s"
 {extra}
 [sources.host]
 root = "{root}"
-interval = "4s"
+interval = "6s"
 [[sources.oci_layout]]
 path = "{layout}"
 [output]
@@ -165,6 +165,8 @@ fn a_missing_layer_is_retried_with_backoff_until_it_appears_and_removal_stops_it
     assert!(retries[0].contains("attempt=1") && retries[0].contains("delay=1s"), "{retries:?}");
     assert!(retries[1].contains("attempt=2") && retries[1].contains("delay=2s"), "{retries:?}");
     assert!(retries[2].contains("attempt=3") && retries[2].contains("delay=4s"), "{retries:?}");
+    // The host was scanned once at start, and its interval (6s) has not come.
+    assert_eq!(daemon.log_lines("workload=host", "scan finished").len(), 1);
 
     // The blob arrives: the next attempt succeeds, and no attempt follows.
     std::fs::write(&blob, &saved).unwrap();

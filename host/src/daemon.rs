@@ -144,7 +144,8 @@ async fn shutdown_signal() {
 /// Queues what the store says is unfinished.
 fn rebuild(store: &Store, queue: &Queue<WorkloadId>, registry: &Registry) {
     let now = SystemTime::now();
-    for workload in store.list() {
+    // The host source queues the host itself, at start and at its interval.
+    for workload in store.list().into_iter().filter(|w| w.kind != Kind::Host) {
         let retry = retry_of(workload.kind);
         match &workload.status {
             Status::Pending | Status::Scanning { .. } => queue.add(workload.id.clone(), retry),
@@ -191,8 +192,9 @@ fn same_plugins(
     now == then
 }
 
-/// Turns store events into queue work: a new workload is queued, a removed
-/// one leaves the queue and its document goes.
+/// Turns store events into queue work: a new image is queued, a removed
+/// workload leaves the queue and its document goes. (The host source
+/// schedules the host.)
 async fn dispatch(
     store: Arc<Store>,
     queue: Queue<WorkloadId>,
@@ -203,6 +205,7 @@ async fn dispatch(
         match events.recv().await {
             Ok(Event::Set(id)) => {
                 if let Some(workload) = store.get(&id)
+                    && workload.kind != Kind::Host
                     && workload.status == Status::Pending
                 {
                     queue.add(id, retry_of(workload.kind));
@@ -218,7 +221,7 @@ async fn dispatch(
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "store events missed, requeueing from the store");
                 for workload in store.list() {
-                    if workload.status == Status::Pending {
+                    if workload.kind != Kind::Host && workload.status == Status::Pending {
                         queue.add(workload.id.clone(), retry_of(workload.kind));
                     }
                 }

@@ -196,6 +196,7 @@ enum Change<'a> {
 }
 
 impl Change<'_> {
+    /// The workload changed. A failed write names that of its first step.
     fn id(&self) -> &WorkloadId {
         match self {
             Change::Put { workload, .. } => &workload.id,
@@ -332,6 +333,8 @@ impl Store {
                 return Ok(false);
             }
 
+            // The workload being set comes first, so that a failed write
+            // names it; the order does not matter otherwise.
             steps.set(workload)?;
             if let Some(holder) = memory.holders.get(reference).filter(|h| *h != id) {
                 debug!(reference, from = %holder, to = %id, "reference moved");

@@ -73,10 +73,12 @@ pub fn scan(runtime: &Runtime, registry: &Registry, target: &Target) -> Result<O
                 outcome.plugins.push(plugin);
             }
             Err(failure) => {
-                tracing::warn!(
+                // The caller decides how loud this is: a failure that will
+                // be retried is not a warning.
+                tracing::debug!(
                     plugin = failure.plugin,
                     retryable = failure.retryable(),
-                    "scan failed: {}",
+                    "plugin failed: {}",
                     failure.reason
                 );
                 outcome.failures.push(failure);
