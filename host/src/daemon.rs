@@ -37,7 +37,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_memory: config.scan.max_memory,
     };
     let cache_dir = config.state_dir.join("compiled");
-    let plugin_dir = config.plugins.dir.clone();
+    let plugin_dir = config.plugins.dir.clone().filter(|dir| {
+        let exists = dir.is_dir();
+        if !exists {
+            tracing::warn!(
+                dir = %dir.display(),
+                "plugin directory missing (plugins.dir): only shipped plugins are loaded"
+            );
+        }
+        exists
+    });
     let (runtime, registry) = tokio::task::spawn_blocking(move || {
         let runtime = Runtime::new(limits, Some(&cache_dir))?;
         let (registry, _refused) = Registry::load(&runtime, plugin_dir.as_deref())?;
