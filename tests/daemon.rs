@@ -131,7 +131,8 @@ fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<
 
 /// A Debian image of two layers; the upper layer holds the database.
 fn two_layer_image(layout: &Path, name: &str) -> Image {
-    let os_release = std::fs::read(fixtures().join("debian-bookworm-minbase/usr/lib/os-release")).unwrap();
+    let os_release =
+        std::fs::read(fixtures().join("debian-bookworm-minbase/usr/lib/os-release")).unwrap();
     let status =
         std::fs::read(fixtures().join("debian-bookworm-minbase/var/lib/dpkg/status")).unwrap();
     let lower = layer(&[Entry::File("etc/os-release", &os_release)]);
@@ -159,12 +160,26 @@ fn a_missing_layer_is_retried_with_backoff_until_it_appears_and_removal_stops_it
     });
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["retryable"], true);
-    assert!(failed["last_error"].as_str().unwrap().contains(&image.layers[1]));
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(&image.layers[1])
+    );
     assert!(failed["next_attempt"].is_string());
     let retries = daemon.log_lines(&id, "retry scheduled");
-    assert!(retries[0].contains("attempt=1") && retries[0].contains("delay=1s"), "{retries:?}");
-    assert!(retries[1].contains("attempt=2") && retries[1].contains("delay=2s"), "{retries:?}");
-    assert!(retries[2].contains("attempt=3") && retries[2].contains("delay=4s"), "{retries:?}");
+    assert!(
+        retries[0].contains("attempt=1") && retries[0].contains("delay=1s"),
+        "{retries:?}"
+    );
+    assert!(
+        retries[1].contains("attempt=2") && retries[1].contains("delay=2s"),
+        "{retries:?}"
+    );
+    assert!(
+        retries[2].contains("attempt=3") && retries[2].contains("delay=4s"),
+        "{retries:?}"
+    );
     // The host was scanned once at start, and its interval (6s) has not come.
     assert_eq!(daemon.log_lines("workload=host", "scan finished").len(), 1);
 
@@ -174,20 +189,36 @@ fn a_missing_layer_is_retried_with_backoff_until_it_appears_and_removal_stops_it
         daemon.workload(&id).filter(|w| w["status"] == "success")
     });
     assert_eq!(done["packages"], 96);
-    let document = daemon.output.join(format!("{}.cdx.json", id.replace(':', "-")));
+    let document = daemon
+        .output
+        .join(format!("{}.cdx.json", id.replace(':', "-")));
     let doc: Value = serde_json::from_slice(&std::fs::read(&document).unwrap()).unwrap();
-    assert_eq!(doc["metadata"]["component"]["name"], "example.test/debian:12");
+    assert_eq!(
+        doc["metadata"]["component"]["name"],
+        "example.test/debian:12"
+    );
     let attempts_after_success = daemon.log_lines(&id, "scan failed").len();
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(daemon.log_lines(&id, "scan failed").len(), attempts_after_success);
+    assert_eq!(
+        daemon.log_lines(&id, "scan failed").len(),
+        attempts_after_success
+    );
     assert_eq!(daemon.log_lines(&id, "scan finished").len(), 1);
 
     // The host: scanned at start and again at its interval, never retried.
     let host = daemon.workload("host").unwrap();
     assert_eq!(host["status"], "success");
     assert_eq!(host["packages"], 96);
-    assert!(daemon.log_lines("workload=host", "scan finished").len() >= 2, "{}", daemon.log());
-    assert!(daemon.log_lines("workload=host", "retry scheduled").is_empty());
+    assert!(
+        daemon.log_lines("workload=host", "scan finished").len() >= 2,
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        daemon
+            .log_lines("workload=host", "retry scheduled")
+            .is_empty()
+    );
 
     // Removed from index.json: the workload and its document go at once.
     std::fs::write(
@@ -198,7 +229,10 @@ fn a_missing_layer_is_retried_with_backoff_until_it_appears_and_removal_stops_it
     wait_for("removal", Duration::from_secs(10), || {
         daemon.workload(&id).is_none().then_some(())
     });
-    assert!(!document.exists(), "the document of a removed workload is still there");
+    assert!(
+        !document.exists(),
+        "the document of a removed workload is still there"
+    );
 }
 
 #[test]
@@ -224,7 +258,11 @@ fn removing_an_image_stops_its_retries_at_once() {
     });
     let attempts = daemon.log_lines(&id, "scan failed").len();
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(daemon.log_lines(&id, "scan failed").len(), attempts, "a retry ran after removal");
+    assert_eq!(
+        daemon.log_lines(&id, "scan failed").len(),
+        attempts,
+        "a retry ran after removal"
+    );
     let queue: Value = ureq::get(&format!("{}/v1/queue", daemon.api))
         .call()
         .unwrap()
@@ -251,7 +289,11 @@ fn sigkill_loses_no_finished_result_and_unfinished_work_resumes() {
             Entry::File("var/lib/dpkg/status", &status),
             Entry::File("etc/hostname", marker.as_bytes()),
         ]);
-        images.push(write_image(&layout, &format!("example.test/image:{i}"), &[l]));
+        images.push(write_image(
+            &layout,
+            &format!("example.test/image:{i}"),
+            &[l],
+        ));
     }
 
     let mut daemon = start(dir.path(), &layout, "workers = 1");
@@ -280,7 +322,11 @@ fn sigkill_loses_no_finished_result_and_unfinished_work_resumes() {
         let workloads = restarted.workloads();
         images
             .iter()
-            .all(|i| workloads.get(&i.config).is_some_and(|w| w["status"] == "success"))
+            .all(|i| {
+                workloads
+                    .get(&i.config)
+                    .is_some_and(|w| w["status"] == "success")
+            })
             .then_some(())
     });
     for id in &finished {
@@ -288,8 +334,13 @@ fn sigkill_loses_no_finished_result_and_unfinished_work_resumes() {
             restarted.log_lines(id, "scan finished").is_empty(),
             "{id} was scanned again after the restart"
         );
-        let path = restarted.output.join(format!("{}.cdx.json", id.replace(':', "-")));
+        let path = restarted
+            .output
+            .join(format!("{}.cdx.json", id.replace(':', "-")));
         assert!(path.exists(), "{}", path.display());
     }
-    assert_eq!(std::fs::read_dir(&restarted.output).unwrap().count(), images.len() + 1);
+    assert_eq!(
+        std::fs::read_dir(&restarted.output).unwrap().count(),
+        images.len() + 1
+    );
 }

@@ -68,19 +68,36 @@ fn oci_cases_match_expected() {
                 case.check(&doc);
                 let subject = &doc["metadata"]["component"];
                 assert_eq!(subject["type"], "container", "{}", case.name);
-                assert!(subject["name"].as_str().unwrap().starts_with("example.test/case:"));
+                assert!(
+                    subject["name"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("example.test/case:")
+                );
                 assert!(subject["version"].as_str().unwrap().starts_with("sha256:"));
-                assert!(property(subject, "scanhost:image:id").unwrap().starts_with("sha256:"));
+                assert!(
+                    property(subject, "scanhost:image:id")
+                        .unwrap()
+                        .starts_with("sha256:")
+                );
                 docs.push((case.name.as_str(), doc));
             }
             Some("retryable") => {
                 let stderr = String::from_utf8_lossy(&output.stderr);
                 assert_eq!(output.status.code(), Some(3), "{}: {stderr}", case.name);
-                assert!(output.stdout.is_empty(), "{}: no partial document", case.name);
+                assert!(
+                    output.stdout.is_empty(),
+                    "{}: no partial document",
+                    case.name
+                );
                 let missing = missing_blobs(&case.input);
                 assert!(!missing.is_empty());
                 for digest in missing {
-                    assert!(stderr.contains(&digest), "{}: {digest} not named: {stderr}", case.name);
+                    assert!(
+                        stderr.contains(&digest),
+                        "{}: {digest} not named: {stderr}",
+                        case.name
+                    );
                 }
             }
             Some(other) => panic!("{}: unexpected error kind {other}", case.name),
@@ -96,7 +113,8 @@ fn oci_cases_match_expected() {
 #[test]
 fn debian_image_with_replacing_and_whiteout_layers_has_the_top_package_set() {
     let layout = tempfile::tempdir().unwrap();
-    let extra = b"Package: extra-tool\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n";
+    let extra =
+        b"Package: extra-tool\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n";
     let lower = layer(&[
         Entry::Dir("etc/"),
         Entry::Symlink("etc/os-release", "../usr/lib/os-release"),
@@ -137,7 +155,10 @@ fn debian_image_with_replacing_and_whiteout_layers_has_the_top_package_set() {
     let subject = &doc["metadata"]["component"];
     assert_eq!(subject["name"], "example.test/debian:12");
     assert_eq!(subject["version"], image.manifest.as_str());
-    assert_eq!(property(subject, "scanhost:image:id").unwrap(), image.config);
+    assert_eq!(
+        property(subject, "scanhost:image:id").unwrap(),
+        image.config
+    );
     validate_cyclonedx(&[("debian image", &doc)]);
 }
 
@@ -210,7 +231,10 @@ fn tar_entries_that_climb_out_have_no_effect_outside_the_image() {
     assert_eq!(support::os(&doc), Some(("debian".into(), "12".into())));
     assert_eq!(packages(&doc).len(), 96);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("../../etc/os-release"), "no warning: {stderr}");
+    assert!(
+        stderr.contains("../../etc/os-release"),
+        "no warning: {stderr}"
+    );
 }
 
 #[test]
@@ -219,7 +243,10 @@ fn a_layout_with_several_images_needs_a_selector() {
     let second = write_image(
         layout.path(),
         "example.test/other:2",
-        &[layer(&[Entry::File("etc/os-release", b"ID=alpine\nVERSION_ID=3.20.3\n")])],
+        &[layer(&[Entry::File(
+            "etc/os-release",
+            b"ID=alpine\nVERSION_ID=3.20.3\n",
+        )])],
     );
     let path = layout.path().display().to_string();
 
@@ -228,8 +255,16 @@ fn a_layout_with_several_images_needs_a_selector() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("example.test/debian:12") && stderr.contains("example.test/other:2"));
 
-    let by_tag = document(&support::scanhost().args(["scan", &format!("{path}:2")]).output().unwrap());
-    assert_eq!(by_tag["metadata"]["component"]["version"], second.manifest.as_str());
+    let by_tag = document(
+        &support::scanhost()
+            .args(["scan", &format!("{path}:2")])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        by_tag["metadata"]["component"]["version"],
+        second.manifest.as_str()
+    );
     let by_digest = document(
         &support::scanhost()
             .args(["scan", &format!("{path}@{}", first.manifest)])
@@ -238,7 +273,10 @@ fn a_layout_with_several_images_needs_a_selector() {
     );
     assert_eq!(packages(&by_digest).len(), 96);
 
-    let output = support::scanhost().args(["scan", &format!("{path}:nope")]).output().unwrap();
+    let output = support::scanhost()
+        .args(["scan", &format!("{path}:nope")])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("\"nope\""));
 }
@@ -255,7 +293,10 @@ fn an_oci_archive_is_scanned_in_place() {
     std::fs::remove_file(&archive).unwrap();
 
     assert_eq!(packages(&doc).len(), 96);
-    assert_eq!(doc["metadata"]["component"]["version"], image.manifest.as_str());
+    assert_eq!(
+        doc["metadata"]["component"]["version"],
+        image.manifest.as_str()
+    );
 }
 
 /// A gzip layer whose `var/lib/dpkg/status` is `size` zero bytes, built
@@ -318,14 +359,20 @@ fn a_decompression_bomb_stays_within_the_memory_cap_and_the_host_goes_on() {
         Target::Image(ImageTarget::identify(store, digest, vec![], host_platform()).unwrap())
     };
 
-    let outcome = scanhost::scan::scan(&runtime, &registry, &target(layout.path(), &image.manifest)).unwrap();
+    let outcome =
+        scanhost::scan::scan(&runtime, &registry, &target(layout.path(), &image.manifest)).unwrap();
     for failure in &outcome.failures {
         assert_eq!(failure.kind, FailureKind::Timeout, "{failure}");
     }
     assert!(outcome.packages.is_empty());
 
     let (good, good_image) = debian_layout(&[]);
-    let outcome = scanhost::scan::scan(&runtime, &registry, &target(good.path(), &good_image.manifest)).unwrap();
+    let outcome = scanhost::scan::scan(
+        &runtime,
+        &registry,
+        &target(good.path(), &good_image.manifest),
+    )
+    .unwrap();
     assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
     assert_eq!(outcome.packages.len(), 96);
 }

@@ -122,5 +122,8 @@ fn unreadable_input_exits_2_naming_the_path() {
     let output = scan(&file, &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("README.md") && stderr.contains("not a directory"), "{stderr}");
+    assert!(
+        stderr.contains("README.md") && stderr.contains("not a directory"),
+        "{stderr}"
+    );
 }

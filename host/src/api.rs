@@ -113,7 +113,13 @@ impl From<Workload> for WorkloadView {
 }
 
 async fn workloads(State(api): State<Arc<Api>>) -> Json<Vec<WorkloadView>> {
-    Json(api.store.list().into_iter().map(WorkloadView::from).collect())
+    Json(
+        api.store
+            .list()
+            .into_iter()
+            .map(WorkloadView::from)
+            .collect(),
+    )
 }
 
 async fn sbom(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
@@ -121,9 +127,11 @@ async fn sbom(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
     let store = api.store.clone();
     let lookup = tokio::task::spawn_blocking(move || store.document(&id)).await;
     match lookup {
-        Ok(Ok(Some(document))) => {
-            ([(header::CONTENT_TYPE, "application/vnd.cyclonedx+json")], document).into_response()
-        }
+        Ok(Ok(Some(document))) => (
+            [(header::CONTENT_TYPE, "application/vnd.cyclonedx+json")],
+            document,
+        )
+            .into_response(),
         Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no document for this workload\n").into_response(),
         Ok(Err(err)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{err}\n")).into_response(),
         Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{err}\n")).into_response(),
@@ -211,7 +219,10 @@ async fn metrics(State(api): State<Arc<Api>>) -> Response {
         .metrics
         .encode(api.queue.len(), api.queue.in_flight(), &by_status);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()

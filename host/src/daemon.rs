@@ -26,8 +26,12 @@ use crate::workload::{Kind, Status, Workload, WorkloadId};
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
+    std::fs::create_dir_all(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create state directory {}",
+            config.state_dir.display()
+        )
+    })?;
     let store = Arc::new(Store::open(&config.state_dir.join("workloads.redb"))?);
     let outputs = Arc::new(Outputs::open(&config.output_dir())?);
     outputs.reconcile(&store)?;
@@ -66,7 +70,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let events = store.subscribe();
     rebuild(&store, &queue, &registry);
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(dispatch(store.clone(), queue.clone(), outputs.clone(), events));
+    tokio::spawn(dispatch(
+        store.clone(),
+        queue.clone(),
+        outputs.clone(),
+        events,
+    ));
 
     let context = Arc::new(worker::Context {
         store: store.clone(),
@@ -124,7 +133,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop.send(true);
     queue.shutdown();
     let drain = futures_join(workers);
-    if tokio::time::timeout(config.scan.shutdown_timeout, drain).await.is_err() {
+    if tokio::time::timeout(config.scan.shutdown_timeout, drain)
+        .await
+        .is_err()
+    {
         // The interrupted scans are still marked Scanning in the store and
         // run again at the next start.
         tracing::warn!(

@@ -210,10 +210,18 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let outcome = scanhost::scan::scan(&runtime, &registry, &target)?;
     if !outcome.failures.is_empty() {
         for failure in &outcome.failures {
-            let kind = if failure.retryable() { "retryable" } else { "fatal" };
+            let kind = if failure.retryable() {
+                "retryable"
+            } else {
+                "fatal"
+            };
             eprintln!("scanhost: scan of {} failed ({kind}): {failure}", args.path);
         }
-        let code = if outcome.retryable() { EXIT_RETRYABLE } else { EXIT_FATAL };
+        let code = if outcome.retryable() {
+            EXIT_RETRYABLE
+        } else {
+            EXIT_FATAL
+        };
         return Ok(ExitCode::from(code));
     }
 

@@ -60,7 +60,11 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("scanhost");
         let scans = Family::<ScanLabels, Counter>::default();
-        registry.register("scans", "Scans finished, by kind and outcome", scans.clone());
+        registry.register(
+            "scans",
+            "Scans finished, by kind and outcome",
+            scans.clone(),
+        );
         let retries = Family::<KindLabel, Counter>::default();
         registry.register("retries", "Retries scheduled", retries.clone());
         let durations = Family::<KindLabel, Histogram>::new_with_constructor(|| {

@@ -33,11 +33,16 @@ impl Outputs {
     /// The file of workload `id`: its id with `:` made `-`, e.g.
     /// `sha256-1f2e....cdx.json` or `host.cdx.json`.
     pub fn path(&self, id: &WorkloadId) -> PathBuf {
-        let name: String = id
-            .0
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
-            .collect();
+        let name: String =
+            id.0.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
         self.dir.join(format!("{name}{SUFFIX}"))
     }
 

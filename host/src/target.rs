@@ -76,7 +76,9 @@ impl ImageTarget {
             ResolveError::Fetch { source, .. } => source,
             other => ContentError::invalid(&digest, other.to_string()),
         })?;
-        let parse = |d: &str| Digest::parse(d).map_err(|err| ContentError::invalid(&digest, err.to_string()));
+        let parse = |d: &str| {
+            Digest::parse(d).map_err(|err| ContentError::invalid(&digest, err.to_string()))
+        };
         Ok(Self {
             manifest_digest: parse(&resolved.manifest_digest)?,
             id: parse(&resolved.config_digest)?,

@@ -99,7 +99,12 @@ pub fn cases(kind: &str) -> Vec<Case> {
                 .iter()
                 .map(|p| {
                     let field = |i: usize| p.get(i).and_then(Value::as_str).map(str::to_string);
-                    (field(0).unwrap(), field(1).unwrap(), field(2).unwrap(), field(3))
+                    (
+                        field(0).unwrap(),
+                        field(1).unwrap(),
+                        field(2).unwrap(),
+                        field(3),
+                    )
                 })
                 .collect(),
             error: expected["error"].as_str().map(str::to_string),

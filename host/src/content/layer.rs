@@ -22,7 +22,7 @@ type Compressed = HashingReader<BufReader<Box<dyn Read + Send>>>;
 
 enum Decoder {
     Plain(Compressed),
-    Gzip(MultiGzDecoder<BufReader<Compressed>>),
+    Gzip(Box<MultiGzDecoder<BufReader<Compressed>>>),
     Zstd(zstd::Decoder<'static, BufReader<Compressed>>),
 }
 
@@ -79,7 +79,7 @@ impl LayerStream {
         let head = available[..available.len().min(4)].to_vec();
         let compressed = HashingReader::new(buffered, digest.algorithm());
         let decoder = if head.starts_with(GZIP_MAGIC) {
-            Decoder::Gzip(MultiGzDecoder::new(BufReader::new(compressed)))
+            Decoder::Gzip(Box::new(MultiGzDecoder::new(BufReader::new(compressed))))
         } else if head.starts_with(ZSTD_MAGIC) {
             let decoder = zstd::Decoder::with_buffer(BufReader::new(compressed))
                 .map_err(|source| ContentError::io(&digest, source))?;
@@ -123,7 +123,9 @@ impl LayerStream {
         let mut buf = [0u8; 64 << 10];
         let mut skipped = 0;
         while skipped < len {
-            let want = usize::try_from(len - skipped).unwrap_or(usize::MAX).min(buf.len());
+            let want = usize::try_from(len - skipped)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
             let n = self.read_some(&mut buf[..want])?;
             if n == 0 {
                 break;

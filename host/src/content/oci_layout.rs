@@ -82,7 +82,11 @@ impl OciLayout {
 
         let index = match scanhost_image::oci::parse_document(&index_bytes) {
             Ok(scanhost_image::oci::Document::Index(index)) => index,
-            Ok(_) => return Err(invalid("index.json is a manifest, not an index".to_string())),
+            Ok(_) => {
+                return Err(invalid(
+                    "index.json is a manifest, not an index".to_string(),
+                ));
+            }
             Err(err) => return Err(invalid(format!("index.json: {err}"))),
         };
         Ok(Self {
@@ -113,9 +117,8 @@ impl OciLayout {
                 .iter()
                 .filter(|d| {
                     d.digest == selector
-                        || ref_name(d).is_some_and(|name| {
-                            name == selector || tag_of(name) == Some(selector)
-                        })
+                        || ref_name(d)
+                            .is_some_and(|name| name == selector || tag_of(name) == Some(selector))
                 })
                 .collect(),
         };
@@ -139,10 +142,9 @@ impl OciLayout {
                     (Some(selector), 0) => {
                         format!("no image {selector:?}; it holds: {}", names.join(", "))
                     }
-                    (Some(selector), _) => format!(
-                        "{selector:?} names several images: {}",
-                        names.join(", ")
-                    ),
+                    (Some(selector), _) => {
+                        format!("{selector:?} names several images: {}", names.join(", "))
+                    }
                 };
                 Err(LayoutError::Invalid {
                     path: self.path.clone(),

@@ -59,9 +59,13 @@ fn scan_one(context: &Context, id: &WorkloadId) {
         Status::Failed { attempts, .. } => *attempts,
         _ => 0,
     };
-    record(context, id, Status::Scanning {
-        started: SystemTime::now(),
-    });
+    record(
+        context,
+        id,
+        Status::Scanning {
+            started: SystemTime::now(),
+        },
+    );
 
     let started = Instant::now();
     let result = attempt(context, &workload);
@@ -87,23 +91,21 @@ fn scan_one(context: &Context, id: &WorkloadId) {
         (Decision::Discarded, _) => {
             tracing::debug!(workload = %id, "result discarded: the workload was removed");
         }
-        (_, Some((document, status))) => {
-            match context.store.finish(id, status, &document) {
-                Ok(true) => {
-                    if let Err(err) = context.outputs.write(id, &document) {
-                        tracing::error!(workload = %id, "{err:#}");
-                    }
-                    tracing::info!(
-                        workload = %id,
-                        duration = ?elapsed,
-                        packages = result.packages,
-                        "scan finished"
-                    );
+        (_, Some((document, status))) => match context.store.finish(id, status, &document) {
+            Ok(true) => {
+                if let Err(err) = context.outputs.write(id, &document) {
+                    tracing::error!(workload = %id, "{err:#}");
                 }
-                Ok(false) => {}
-                Err(err) => tracing::error!(workload = %id, "cannot store the result: {err}"),
+                tracing::info!(
+                    workload = %id,
+                    duration = ?elapsed,
+                    packages = result.packages,
+                    "scan finished"
+                );
             }
-        }
+            Ok(false) => {}
+            Err(err) => tracing::error!(workload = %id, "cannot store the result: {err}"),
+        },
         (Decision::RetryScheduled { attempt, delay, .. }, None) => {
             context.metrics.retry_scheduled(workload.kind);
             tracing::info!(
@@ -218,9 +220,10 @@ fn target_of(workload: &Workload) -> std::result::Result<Target, ContentError> {
                 digest: digest.clone(),
                 source: std::io::Error::other(err.to_string()),
             })?;
-            let digest =
-                Digest::parse(digest).map_err(|err| ContentError::invalid(digest, err.to_string()))?;
-            let image = ImageTarget::identify(Arc::new(layout), digest, references, host_platform())?;
+            let digest = Digest::parse(digest)
+                .map_err(|err| ContentError::invalid(digest, err.to_string()))?;
+            let image =
+                ImageTarget::identify(Arc::new(layout), digest, references, host_platform())?;
             Ok(Target::Image(image))
         }
         Origin::Containerd { digest, .. } => Err(ContentError::invalid(

@@ -49,9 +49,7 @@ impl LayerReader {
 
     fn fail(&mut self, err: ContentError) -> io::Error {
         let message = match &err {
-            ContentError::NotFound(m) | ContentError::Invalid(m) | ContentError::Io(m) => {
-                m.clone()
-            }
+            ContentError::NotFound(m) | ContentError::Invalid(m) | ContentError::Io(m) => m.clone(),
         };
         self.error.get_or_insert(err);
         io::Error::other(message)
@@ -86,7 +84,10 @@ impl Seek for LayerReader {
             ));
         };
         let mut left = u64::try_from(offset).map_err(|_| {
-            io::Error::new(io::ErrorKind::Unsupported, "a layer stream only seeks forward")
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a layer stream only seeks forward",
+            )
         })?;
 
         self.offset += left;
