@@ -6,7 +6,7 @@
 //! | `GET /v1/workloads` | every workload with its status |
 //! | `GET /v1/workloads/{id}/sbom` | the workload's CycloneDX document |
 //! | `GET /v1/queue` | queued, running and pending items |
-//! | `GET /v1/plugins` | the loaded plugins |
+//! | `GET /v1/plugins` | the plugins serving, and the files refused |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
 
@@ -22,7 +22,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
-use crate::plugins::{Registry, TargetKind};
+use crate::plugins::{LivePlugins, Refusal, TargetKind};
 use crate::queue::Queue;
 use crate::store::Store;
 use crate::workload::{Kind, Status, Workload, WorkloadId};
@@ -31,7 +31,7 @@ use crate::workload::{Kind, Status, Workload, WorkloadId};
 pub struct Api {
     pub store: Arc<Store>,
     pub queue: Queue<WorkloadId>,
-    pub registry: Arc<Registry>,
+    pub plugins: Arc<LivePlugins>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -181,28 +181,38 @@ struct PluginView {
     kinds: Vec<&'static str>,
 }
 
-async fn plugins(State(api): State<Arc<Api>>) -> Json<Vec<PluginView>> {
-    Json(
-        api.registry
-            .plugins()
-            .iter()
-            .map(|p| PluginView {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                digest: p.digest.clone(),
-                origin: p.origin.to_string(),
-                contract: p.contract.to_string(),
-                kinds: p
-                    .kinds
-                    .iter()
-                    .map(|k| match k {
-                        TargetKind::Host => "host",
-                        TargetKind::ContainerImage => "container-image",
-                    })
-                    .collect(),
-            })
-            .collect(),
-    )
+#[derive(Serialize)]
+struct PluginsView {
+    plugins: Vec<PluginView>,
+    /// Files of the plugin directory whose last version was refused.
+    refused: Vec<Refusal>,
+}
+
+async fn plugins(State(api): State<Arc<Api>>) -> Json<PluginsView> {
+    let registry = api.plugins.current();
+    let plugins = registry
+        .plugins()
+        .iter()
+        .map(|p| PluginView {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            digest: p.digest.clone(),
+            origin: p.origin.to_string(),
+            contract: p.contract.to_string(),
+            kinds: p
+                .kinds
+                .iter()
+                .map(|k| match k {
+                    TargetKind::Host => "host",
+                    TargetKind::ContainerImage => "container-image",
+                })
+                .collect(),
+        })
+        .collect();
+    Json(PluginsView {
+        plugins,
+        refused: api.plugins.refusals(),
+    })
 }
 
 async fn metrics(State(api): State<Arc<Api>>) -> Response {

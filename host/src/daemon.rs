@@ -17,7 +17,7 @@ use crate::api::{self, Api};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outputs::Outputs;
-use crate::plugins::{Limits, Registry, Runtime, TargetKind};
+use crate::plugins::{self, Limits, LivePlugins, Registry, Runtime, TargetKind};
 use crate::queue::{self, Queue};
 use crate::scan::worker::{self, retry_of};
 use crate::sources;
@@ -51,10 +51,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         exists
     });
-    let (runtime, registry) = tokio::task::spawn_blocking(move || {
+    let watched_dir = plugin_dir.clone();
+    let (runtime, plugins) = tokio::task::spawn_blocking(move || {
         let runtime = Runtime::new(limits, Some(&cache_dir))?;
-        let (registry, _refused) = Registry::load(&runtime, plugin_dir.as_deref())?;
-        anyhow::Ok((Arc::new(runtime), Arc::new(registry)))
+        let plugins = LivePlugins::load(&runtime, plugin_dir.as_deref())?;
+        anyhow::Ok((Arc::new(runtime), Arc::new(plugins)))
     })
     .await??;
 
@@ -68,7 +69,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Subscribe before anything can change the store, then rebuild the
     // queue from what the store holds.
     let events = store.subscribe();
-    rebuild(&store, &queue, &registry);
+    rebuild(&store, &queue, &plugins.current());
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(dispatch(
         store.clone(),
@@ -80,14 +81,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let context = Arc::new(worker::Context {
         store: store.clone(),
         queue: queue.clone(),
-        runtime,
-        registry: registry.clone(),
+        runtime: runtime.clone(),
+        plugins: plugins.clone(),
         outputs,
         metrics: metrics.clone(),
     });
     let workers: Vec<_> = (0..config.scan.workers)
         .map(|_| tokio::spawn(worker::run(context.clone())))
         .collect();
+
+    if config.plugins.watch
+        && let Some(dir) = watched_dir
+    {
+        let (store, queue) = (store.clone(), queue.clone());
+        let rescan = config.plugins.rescan_on_change;
+        let on_change = move |_: &Registry, after: &Registry| {
+            if rescan {
+                rescan_changed(&store, &queue, after);
+            }
+        };
+        tokio::spawn(plugins::watch(
+            plugins.clone(),
+            runtime,
+            dir,
+            on_change,
+            stopped.clone(),
+        ));
+    }
 
     if config.sources.host.enabled {
         tokio::spawn(sources::host::run(
@@ -112,7 +132,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let app = api::router(Arc::new(Api {
             store: store.clone(),
             queue: queue.clone(),
-            registry,
+            plugins,
             metrics,
         }));
         tracing::info!(%addr, "API listening");
@@ -188,6 +208,26 @@ fn rebuild(store: &Store, queue: &Queue<WorkloadId>, registry: &Registry) {
             }
         }
     }
+}
+
+/// Queues every workload whose result did not come from exactly the
+/// plugins that would scan it now: after a plugin changed, its workloads
+/// are scanned again (the development loop: rebuild the plugin, see the
+/// new document).
+fn rescan_changed(store: &Store, queue: &Queue<WorkloadId>, registry: &Registry) {
+    let mut queued = 0;
+    for workload in store.list() {
+        let current = match &workload.status {
+            Status::Success { plugins, .. } => same_plugins(&workload, plugins, registry),
+            Status::Pending | Status::Scanning { .. } => true,
+            Status::Failed { .. } => false,
+        };
+        if !current {
+            queue.add(workload.id.clone(), retry_of(workload.kind));
+            queued += 1;
+        }
+    }
+    tracing::info!(workloads = queued, "rescans queued after a plugin change");
 }
 
 /// Whether the plugins that produced a result are exactly the ones that

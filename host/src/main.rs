@@ -19,7 +19,7 @@ use scanhost::api::WorkloadView;
 use scanhost::config::Config;
 use scanhost::content::oci_layout::ref_name;
 use scanhost::content::{ContentError, Digest, OciLayout};
-use scanhost::plugins::{Limits, Registry, Runtime};
+use scanhost::plugins::{Limits, Registry, Runtime, TargetKind};
 use scanhost::sbom::{self, Subject};
 use scanhost::target::{ImageTarget, Target, host_platform};
 use scanhost::workload::Kind;
@@ -55,11 +55,24 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Work with plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print the workloads of a running agent as a table.
     Status {
         /// The agent's API address.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
         api: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load and validate a component as the agent would, and print what it
+    /// says of itself. Exits 1 when the agent would refuse it.
+    Check {
+        /// The `.wasm` component.
+        file: PathBuf,
     },
 }
 
@@ -101,6 +114,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan(args),
         Command::Run { config } => run(&config),
         Command::Status { api } => status(&api),
+        Command::Plugin(PluginCommand::Check { file }) => plugin_check(&file),
     };
     match result {
         Ok(code) => code,
@@ -128,6 +142,36 @@ fn run(config: &Path) -> anyhow::Result<ExitCode> {
     // Scans abandoned at the shutdown deadline must not hold the exit.
     runtime.shutdown_background();
     Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_check(file: &Path) -> anyhow::Result<ExitCode> {
+    if !file.is_file() {
+        anyhow::bail!("cannot check {}: not a file", file.display());
+    }
+    let runtime = Runtime::new(Limits::default(), default_cache_dir().as_deref())?;
+    match scanhost::plugins::check(&runtime, file) {
+        Ok(plugin) => {
+            let kinds: Vec<&str> = plugin
+                .kinds
+                .iter()
+                .map(|k| match k {
+                    TargetKind::Host => "host",
+                    TargetKind::ContainerImage => "container-image",
+                })
+                .collect();
+            println!("{}: valid plugin", file.display());
+            println!("  name      {}", plugin.name);
+            println!("  version   {}", plugin.version);
+            println!("  kinds     {}", kinds.join(", "));
+            println!("  contract  scanhost:plugin@{}", plugin.contract);
+            println!("  digest    {}", plugin.digest);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("scanhost: refused: {err}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn status(api: &str) -> anyhow::Result<ExitCode> {

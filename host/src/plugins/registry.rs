@@ -39,40 +39,38 @@ impl Registry {
         runtime: &Runtime,
         dir: Option<&Path>,
     ) -> Result<(Self, Vec<LoadError>), RegistryError> {
+        let (shipped, mut refused) = load_shipped(runtime);
         let mut registry = Self::default();
-        let mut refused = Vec::new();
-
-        for (_, bytes) in SHIPPED {
-            match runtime.load(Origin::Shipped, bytes) {
-                Ok(plugin) => registry.insert(plugin),
-                Err(err) => refused.push(err),
-            }
+        for plugin in shipped {
+            registry.insert(plugin);
         }
-
         if let Some(dir) = dir {
             for path in wasm_files(dir)? {
-                let origin = Origin::File(path.clone());
-                let loaded = std::fs::read(&path)
-                    .map_err(|err| LoadError::Read {
-                        origin: origin.clone(),
-                        reason: err.to_string(),
-                    })
-                    .and_then(|bytes| runtime.load(origin, &bytes));
-                match loaded {
+                match load_file(runtime, &path) {
                     Ok(plugin) => registry.insert(plugin),
                     Err(err) => refused.push(err),
                 }
             }
         }
-
         for err in &refused {
             tracing::error!("plugin refused: {err}");
         }
         Ok((registry, refused))
     }
 
+    /// A registry of `plugins`, a later one replacing an earlier one of the
+    /// same name.
+    pub fn of(plugins: impl IntoIterator<Item = Arc<Plugin>>) -> Self {
+        let mut registry = Self::default();
+        for plugin in plugins {
+            registry.insert(plugin);
+        }
+        registry
+    }
+
     /// Adds `plugin`, replacing a loaded plugin of the same name.
-    pub fn insert(&mut self, plugin: Plugin) {
+    pub fn insert(&mut self, plugin: impl Into<Arc<Plugin>>) {
+        let plugin = plugin.into();
         match self
             .plugins
             .binary_search_by(|p| p.name.as_str().cmp(&plugin.name))
@@ -84,9 +82,9 @@ impl Registry {
                     by = %plugin.origin,
                     "plugin replaced"
                 );
-                self.plugins[i] = Arc::new(plugin);
+                self.plugins[i] = plugin;
             }
-            Err(i) => self.plugins.insert(i, Arc::new(plugin)),
+            Err(i) => self.plugins.insert(i, plugin),
         }
     }
 
@@ -104,8 +102,31 @@ impl Registry {
     }
 }
 
+/// Loads the plugins embedded in the binary.
+pub fn load_shipped(runtime: &Runtime) -> (Vec<Arc<Plugin>>, Vec<LoadError>) {
+    let mut plugins = Vec::new();
+    let mut refused = Vec::new();
+    for (_, bytes) in SHIPPED {
+        match runtime.load(Origin::Shipped, bytes) {
+            Ok(plugin) => plugins.push(Arc::new(plugin)),
+            Err(err) => refused.push(err),
+        }
+    }
+    (plugins, refused)
+}
+
+/// Reads the whole file at `path` into memory and loads it.
+pub fn load_file(runtime: &Runtime, path: &Path) -> Result<Plugin, LoadError> {
+    let origin = Origin::File(path.to_path_buf());
+    let bytes = std::fs::read(path).map_err(|err| LoadError::Read {
+        origin: origin.clone(),
+        reason: err.to_string(),
+    })?;
+    runtime.load(origin, &bytes)
+}
+
 /// The `*.wasm` files directly in `dir`, sorted by name.
-fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
+pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
     let error = |source| RegistryError {
         path: dir.to_path_buf(),
         source,
@@ -113,10 +134,15 @@ fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(error)? {
         let path = entry.map_err(error)?.path();
-        if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
+        if is_wasm(&path) && path.is_file() {
             files.push(path);
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// Whether `path` names a plugin file.
+pub fn is_wasm(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "wasm")
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::content::{ContentError, Digest, OciLayout};
 use crate::metrics::{Metrics, Outcome as Counted};
 use crate::outputs::Outputs;
-use crate::plugins::{Registry, Runtime};
+use crate::plugins::{LivePlugins, Runtime};
 use crate::queue::{Attempt, Decision, Queue};
 use crate::sbom::{Subject, cyclonedx};
 use crate::scan::scan;
@@ -24,7 +24,7 @@ pub struct Context {
     pub store: Arc<Store>,
     pub queue: Queue<WorkloadId>,
     pub runtime: Arc<Runtime>,
-    pub registry: Arc<Registry>,
+    pub plugins: Arc<LivePlugins>,
     pub outputs: Arc<Outputs>,
     pub metrics: Arc<Metrics>,
 }
@@ -157,7 +157,10 @@ fn attempt(context: &Context, workload: &Workload) -> Result {
             return failure(attempt, err.to_string());
         }
     };
-    let outcome = match scan(&context.runtime, &context.registry, &target) {
+    // The registry of this moment: a reload during the scan does not
+    // change the versions it runs.
+    let registry = context.plugins.current();
+    let outcome = match scan(&context.runtime, &registry, &target) {
         Ok(outcome) => outcome,
         Err(err) => return failure(Attempt::Fatal, err.to_string()),
     };

@@ -55,11 +55,13 @@ mod dpkg;
 mod os_release;
 mod purl;
 mod root;
+mod walk;
 
 #[cfg(test)]
 mod memory_root;
 
 pub use root::{DirRoot, FileKind, Root, resolve};
+pub use walk::{MAX_DEPTH, walk};
 
 /// The operating system of a root filesystem, from its `os-release` file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

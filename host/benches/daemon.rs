@@ -1,0 +1,488 @@
+//! Benchmark of the scan queue, the workload store and `scanhost run`.
+//!
+//! Prints:
+//! - queue throughput: add, next and done cycles per second, with one
+//!   consumer, and with four consumer tasks on a multi-thread runtime
+//!   while a producer adds many keys;
+//! - store memory with 10,000 images (two references each, a Success
+//!   status): the growth of this process's resident set after recording
+//!   them, the time that took, and, in a fresh process, the time to open
+//!   the store and the resident set it adds;
+//! - the daemon: how long `scanhost run` takes to bring 1,000 small images
+//!   of an OCI layout from Pending to Success, and its peak memory.
+//!
+//! Run with `cargo bench -p scanhost --bench daemon`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use scanhost::queue::{self, Attempt, Queue, Retry};
+use scanhost::store::Store;
+use scanhost::workload::{Kind, Origin, PluginVersion, Status, WorkloadId};
+use serde_json::Value;
+
+#[allow(dead_code)]
+#[path = "../../tests/support/oci.rs"]
+mod oci;
+
+/// add/next/done cycles of the single-consumer run.
+const SINGLE_CYCLES: u64 = 1_000_000;
+/// Keys added, and so cycles, in the contended run.
+const CONTENDED_KEYS: u64 = 200_000;
+const CONSUMERS: usize = 4;
+
+const STORE_IMAGES: usize = 10_000;
+
+const DAEMON_IMAGES: usize = 1_000;
+const DAEMON_WORKERS: usize = 2;
+/// How long the daemon may take to scan them all before the run fails.
+const DAEMON_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Set in the environment of the fresh process that reopens the store, to
+/// the database file.
+const REOPEN_ENV: &str = "SCANHOST_BENCH_REOPEN_STORE";
+
+const MIB: f64 = 1024.0;
+
+fn main() {
+    if let Some(path) = std::env::var_os(REOPEN_ENV) {
+        reopen_store(Path::new(&path));
+        return;
+    }
+    queue_single();
+    queue_contended();
+    store_memory();
+    daemon();
+}
+
+fn queue_config() -> queue::Config {
+    queue::Config {
+        base_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(60),
+        max_attempts: 0,
+    }
+}
+
+fn queue_single() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let queue = Queue::new(queue_config());
+    let started = Instant::now();
+    runtime.block_on(async {
+        for key in 0..SINGLE_CYCLES {
+            queue.add(key, Retry::Backoff);
+            let next = queue.next().await;
+            assert_eq!(next, Some(key));
+            queue.done(&key, Attempt::Success);
+        }
+    });
+    let elapsed = started.elapsed();
+    assert!(queue.is_empty() && queue.in_flight() == 0);
+    println!(
+        "queue single consumer: {:.0} cycles/s ({SINGLE_CYCLES} add/next/done cycles, \
+         current-thread runtime)",
+        SINGLE_CYCLES as f64 / elapsed.as_secs_f64()
+    );
+}
+
+fn queue_contended() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let threads = runtime.metrics().num_workers();
+    let queue = Queue::new(queue_config());
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    runtime.block_on(async {
+        let consumers: Vec<_> = (0..CONSUMERS)
+            .map(|_| {
+                let (queue, done) = (queue.clone(), done.clone());
+                tokio::spawn(async move {
+                    while let Some(key) = queue.next().await {
+                        queue.done(&key, Attempt::Success);
+                        let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if finished as u64 == CONTENDED_KEYS {
+                            queue.shutdown();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let producer = tokio::spawn({
+            let queue = queue.clone();
+            async move {
+                for key in 0..CONTENDED_KEYS {
+                    queue.add(key, Retry::Backoff);
+                    // Lets the consumers on this thread run, as a source
+                    // between two events would.
+                    if key % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        });
+        producer.await.unwrap();
+        for consumer in consumers {
+            consumer.await.unwrap();
+        }
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(done.load(Ordering::Relaxed) as u64, CONTENDED_KEYS);
+    println!(
+        "queue {CONSUMERS} consumers: {:.0} cycles/s ({CONTENDED_KEYS} keys added by one \
+         producer task, {threads} runtime threads)",
+        CONTENDED_KEYS as f64 / elapsed.as_secs_f64()
+    );
+}
+
+fn store_memory() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("workloads.redb");
+
+    let before = vm_rss_kib();
+    let started = Instant::now();
+    let store = Store::open(&path).unwrap();
+    for i in 0..STORE_IMAGES {
+        let id = WorkloadId(format!("sha256:{i:064x}"));
+        let manifest = format!("sha256:{:064x}", i + STORE_IMAGES);
+        let origin = Origin::OciLayout {
+            path: PathBuf::from("/var/lib/images/layout"),
+            digest: manifest.clone(),
+        };
+        let references = [
+            format!("registry.example.test/team/app-{i}:1.0"),
+            format!("registry.example.test/team/app-{i}@{manifest}"),
+        ];
+        for reference in &references {
+            store
+                .set_reference(&id, Kind::ContainerImage, reference, origin.clone())
+                .unwrap();
+        }
+        // Success comes only with a document: an empty one stands for none.
+        assert!(store.finish(&id, success(), b"").unwrap());
+    }
+    let recorded = started.elapsed();
+    let after = vm_rss_kib();
+    assert_eq!(store.list().len(), STORE_IMAGES);
+    drop(store);
+
+    // In a fresh process, so that memory this one freed but kept does not
+    // hide what opening costs.
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env(REOPEN_ENV, &path)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "reopening the store failed");
+    let reopened: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reopened["workloads"], STORE_IMAGES);
+    let size = std::fs::metadata(&path).unwrap().len();
+
+    println!(
+        "store recording {STORE_IMAGES} images: {:.1} s ({} changes: 2 set_reference and \
+         1 finish each, {:.0} changes/s)",
+        recorded.as_secs_f64(),
+        STORE_IMAGES * 3,
+        (STORE_IMAGES * 3) as f64 / recorded.as_secs_f64()
+    );
+    println!(
+        "store RSS growth after {STORE_IMAGES} images: {:.1} MiB",
+        (after - before) as f64 / MIB
+    );
+    println!(
+        "store open with {STORE_IMAGES} images: {:.1} ms (fresh process)",
+        reopened["open_ms"].as_f64().unwrap()
+    );
+    println!(
+        "store RSS growth after reopening with {STORE_IMAGES} images: {:.1} MiB \
+         (fresh process)",
+        reopened["growth_kib"].as_f64().unwrap() / MIB
+    );
+    println!(
+        "store file size with {STORE_IMAGES} images: {:.1} MiB",
+        size as f64 / (1 << 20) as f64
+    );
+}
+
+fn success() -> Status {
+    Status::Success {
+        finished: SystemTime::now(),
+        duration: Duration::from_millis(850),
+        packages: 96,
+        plugins: vec![PluginVersion {
+            name: "image-scanner".to_string(),
+            version: "0.1.0".to_string(),
+            digest: format!("sha256:{:064x}", 1),
+        }],
+        failed_plugins: Vec::new(),
+    }
+}
+
+/// The fresh process's part: opens the store and prints, as JSON, the
+/// time that took, the resident set it added and the workloads it holds.
+fn reopen_store(path: &Path) {
+    let before = vm_rss_kib();
+    let started = Instant::now();
+    let store = Store::open(path).unwrap();
+    let open = started.elapsed();
+    let after = vm_rss_kib();
+    let report = serde_json::json!({
+        "open_ms": open.as_secs_f64() * 1000.0,
+        "growth_kib": after - before,
+        "workloads": store.list().len(),
+    });
+    println!("{report}");
+}
+
+/// This process's resident set size, from /proc.
+fn vm_rss_kib() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse().ok())
+        .expect("no VmRSS in /proc/self/status")
+}
+
+fn daemon() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let configs = write_configs(dir.path());
+    let images = write_images(&dir.path().join("layout"));
+
+    // A first start on an empty layout fills the daemon's cache of
+    // compiled plugins, so that the timed start loads them from it.
+    let warm_up = Daemon::start(&configs.0);
+    warm_up.stop();
+
+    let started = Instant::now();
+    let daemon = Daemon::start(&configs.1);
+    let api_up = started.elapsed();
+    let url = format!("{}/v1/workloads", daemon.api);
+    loop {
+        let workloads: Vec<Value> = ureq::get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_json()
+            .unwrap();
+        if let Some(failed) = workloads.iter().find(|w| w["status"] == "failed") {
+            panic!("a scan failed: {failed}\n{}", daemon.log_tail());
+        }
+        let succeeded: BTreeSet<&str> = workloads
+            .iter()
+            .filter(|w| w["status"] == "success")
+            .map(|w| {
+                assert_eq!(w["packages"], 96, "{w}");
+                w["id"].as_str().unwrap()
+            })
+            .collect();
+        if succeeded.len() == DAEMON_IMAGES {
+            let expected: BTreeSet<&str> = images.iter().map(String::as_str).collect();
+            assert_eq!(succeeded, expected);
+            break;
+        }
+        assert!(
+            started.elapsed() < DAEMON_DEADLINE,
+            "{} of {DAEMON_IMAGES} images scanned after {DAEMON_DEADLINE:?}:\n{}",
+            succeeded.len(),
+            daemon.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let elapsed = started.elapsed();
+    let max_rss_kib = daemon.stop();
+
+    println!(
+        "daemon start until the API answers: {:.2} s (compiled plugins cached)",
+        api_up.as_secs_f64()
+    );
+    println!(
+        "daemon {DAEMON_IMAGES} images pending to success: {:.2} s (from the start of \
+         scanhost run, {DAEMON_WORKERS} workers)",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "daemon throughput: {:.1} images/s",
+        DAEMON_IMAGES as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "daemon peak RSS: {:.1} MiB (scanning {DAEMON_IMAGES} images)",
+        max_rss_kib as f64 / MIB
+    );
+}
+
+/// A configuration file of the daemon, and the address of its API.
+struct DaemonConfig {
+    path: PathBuf,
+    api: String,
+}
+
+/// Writes the configurations of the warm-up start (an empty layout) and of
+/// the timed one (the layout of the images), sharing one state directory.
+fn write_configs(dir: &Path) -> (DaemonConfig, DaemonConfig) {
+    let empty = dir.join("empty-layout");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(
+        empty.join("index.json"),
+        br#"{"schemaVersion": 2, "manifests": []}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        empty.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+
+    let config = |name: &str, layout: &str| {
+        let path = dir.join(name);
+        let listen = format!("127.0.0.1:{}", free_port());
+        let text = format!(
+            r#"state_dir = "state"
+[scan]
+workers = {DAEMON_WORKERS}
+[sources.host]
+enabled = false
+[[sources.oci_layout]]
+path = "{layout}"
+[api]
+listen = "{listen}"
+"#
+        );
+        std::fs::write(&path, text).unwrap();
+        DaemonConfig {
+            path,
+            api: format!("http://{listen}"),
+        }
+    };
+    (
+        config("warm-up.toml", "empty-layout"),
+        config("scanhost.toml", "layout"),
+    )
+}
+
+/// Writes `DAEMON_IMAGES` images of one layer each: the minbase fixture's
+/// os-release and dpkg status, and a file that makes each one distinct.
+/// Returns their ids.
+fn write_images(layout: &Path) -> Vec<String> {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/debian-bookworm-minbase");
+    let os_release = std::fs::read(fixture.join("usr/lib/os-release")).unwrap();
+    let status = std::fs::read(fixture.join("var/lib/dpkg/status")).unwrap();
+    (0..DAEMON_IMAGES)
+        .map(|i| {
+            let marker = format!("image-{i}\n");
+            let layer = oci::layer(&[
+                oci::Entry::File("etc/os-release", &os_release),
+                oci::Entry::File("var/lib/dpkg/status", &status),
+                oci::Entry::File("etc/hostname", marker.as_bytes()),
+            ]);
+            let name = format!("example.test/bench/image-{i}:1.0");
+            oci::write_image(layout, &name, &[layer]).config
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `scanhost run`, stopped by its pid.
+struct Daemon {
+    /// Taken when the daemon was stopped and reaped.
+    child: Option<Child>,
+    api: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon on `config` and waits until its API answers.
+    fn start(config: &DaemonConfig) -> Daemon {
+        let name = config.path.file_stem().unwrap().to_string_lossy();
+        let log = config.path.with_file_name(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_scanhost"))
+            .args(["--log", "info", "run", "--config"])
+            .arg(&config.path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon {
+            child: Some(child),
+            api: config.api.clone(),
+            log,
+        };
+
+        let started = Instant::now();
+        while ureq::get(&format!("{}/healthz", daemon.api))
+            .call()
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the API did not answer:\n{}",
+                daemon.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; returns its peak
+    /// resident set size in KiB.
+    // The child is reaped by wait4, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
+    fn stop(mut self) -> i64 {
+        let child = self.child.take().unwrap();
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: kill only sends a signal; the child is not reaped yet, so
+        // its pid is still its own.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "cannot signal the daemon");
+
+        // wait4 rather than Child::wait, for the rusage of this child alone.
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: the child has not been reaped; wait4 writes into the
+        // status and the rusage it is given.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert!(reaped > 0, "wait4 failed");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the daemon did not stop cleanly:\n{}",
+            self.log_tail()
+        );
+        usage.ru_maxrss
+    }
+
+    /// The last lines of the daemon's log, for a failure message: the
+    /// temporary directory that holds it goes with the failure.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    /// A daemon not stopped (the benchmark failed) is killed.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

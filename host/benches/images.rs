@@ -1,0 +1,640 @@
+//! Benchmark of container image scans, on a real multi-layer image.
+//!
+//! Prints:
+//! - the wall time of `scanhost scan LAYOUT:large` beside the time
+//!   `gzip -dc` takes over the same layer blobs, and their ratio (target:
+//!   at most 1.3x; every byte must be decompressed, so gzip is the floor);
+//! - the peak memory of the scan (target: under 100 MiB);
+//! - the image's sizes, and the packages and the OS the scan found.
+//!
+//! Then it checks a one-layer image of a plain `mmdebstrap --variant=minbase
+//! bookworm` root filesystem: the scan must report exactly 96 deb packages
+//! and OS debian 12. It prints PASS or FAIL, and panics on FAIL.
+//!
+//! The large image is Debian bookworm in three gzip layers, as a Dockerfile
+//! with two `apt-get install` steps would make it: minbase, then the files
+//! that installing Python, Perl and git adds or changes, then those of a C
+//! toolchain, each upper layer with its own `var/lib/dpkg/status`. It is
+//! built once with `mmdebstrap` (root and the Debian mirror needed, a few
+//! minutes) and kept under `target/tmp/bench-images/`. Where mmdebstrap is
+//! missing or fails, or `SCANHOST_BENCH_SYNTHETIC` is set, a synthetic image
+//! is used: this machine's `/usr` beneath the package database of the
+//! minbase fixture; the minbase check is then skipped. The first line
+//! printed says which image was used.
+//!
+//! Run with `cargo bench -p scanhost --bench images`.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::{self, Metadata};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[allow(dead_code)]
+#[path = "../../tests/support/oci.rs"]
+mod oci;
+
+/// Timed runs of each command, after one warm-up run.
+const RUNS: usize = 3;
+
+/// What the minbase check expects of `mmdebstrap --variant=minbase bookworm`.
+const MINBASE_PACKAGES: usize = 96;
+const MINBASE_OS: (&str, &str) = ("debian", "12");
+
+/// The packages each upper layer of the large image installs.
+const UPPER_LAYERS: [&str; 2] = [
+    "python3,perl,git,curl,ca-certificates",
+    "gcc,g++,make,libc6-dev,python3-dev,cmake",
+];
+
+/// What the synthetic image takes from this machine, bottom layer first:
+/// directories of `/` and the most bytes of regular files taken from them.
+const SYNTHETIC_LAYERS: [(&[&str], u64); 2] = [
+    (&["usr/lib"], 320 << 20),
+    (&["usr/share", "usr/bin", "usr/sbin"], 220 << 20),
+];
+
+/// The tags of the two images in the layout.
+const LARGE: &str = "example.test/bench:large";
+const MINBASE: &str = "example.test/bench:minbase";
+
+const MIB: f64 = (1 << 20) as f64;
+
+fn main() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let cache = tmp.join("bench-compile-cache");
+    let image = bench_image(&tmp.join("bench-images"));
+
+    println!("image: {}", image.description);
+    large_scan(&image, &cache);
+    minbase_check(&image, &cache);
+}
+
+/// An image layout built for this benchmark, as recorded beside it.
+#[derive(Serialize, Deserialize)]
+struct BenchImage {
+    /// What the image is made of, for the first line printed.
+    description: String,
+    /// The OCI layout: `LARGE`, and `MINBASE` when mmdebstrap made it.
+    layout: PathBuf,
+    /// Layer digests of `LARGE`, bottom first.
+    layers: Vec<String>,
+    /// Bytes of the layers' tars, and of their gzip blobs.
+    uncompressed: u64,
+    compressed: u64,
+    /// Packages installed according to the top dpkg status of `LARGE`.
+    packages: usize,
+    /// Packages installed according to the dpkg status of `MINBASE`.
+    minbase_packages: Option<usize>,
+}
+
+/// The image to scan: the one built before, else a new one.
+fn bench_image(work: &Path) -> BenchImage {
+    let debian = work.join("debian");
+    let synthetic = work.join("synthetic");
+    if std::env::var_os("SCANHOST_BENCH_SYNTHETIC").is_some() {
+        println!("image source: synthetic (SCANHOST_BENCH_SYNTHETIC is set)");
+    } else if let Some(image) = load(&debian) {
+        println!(
+            "image source: mmdebstrap (built before, {})",
+            debian.display()
+        );
+        return image;
+    } else {
+        match build_debian(work, &debian) {
+            Ok(image) => {
+                println!("image source: mmdebstrap (built now, {})", debian.display());
+                return image;
+            }
+            Err(reason) => println!("image source: synthetic, since {reason}"),
+        }
+    }
+    load(&synthetic).unwrap_or_else(|| build_synthetic(&synthetic))
+}
+
+fn load(dir: &Path) -> Option<BenchImage> {
+    let bytes = fs::read(dir.join("image.json")).ok()?;
+    Some(serde_json::from_slice(&bytes).expect("image.json of an older benchmark"))
+}
+
+/// Builds the image under `NAME.partial` and renames it to `dest`, so that
+/// an interrupted build is not taken for a finished one.
+fn save(
+    dest: &Path,
+    description: String,
+    layers: Vec<BuiltLayer>,
+    minbase: Option<oci::Layer>,
+) -> BenchImage {
+    let partial = dest.with_extension("partial");
+    let _ = fs::remove_dir_all(&partial);
+    let layout = partial.join("layout");
+    let uncompressed = layers.iter().map(|l| l.tar_len).sum();
+    let compressed = layers.iter().map(|l| l.layer.blob.len() as u64).sum();
+    let packages = layers.last().unwrap().packages;
+    let minbase_packages = minbase.as_ref().map(|_| layers[0].packages);
+    let large: Vec<oci::Layer> = layers.into_iter().map(|l| l.layer).collect();
+    let written = oci::write_image(&layout, LARGE, &large);
+    if let Some(minbase) = minbase {
+        oci::write_image(&layout, MINBASE, &[minbase]);
+    }
+
+    let image = BenchImage {
+        description,
+        layout: dest.join("layout"),
+        layers: written.layers,
+        uncompressed,
+        compressed,
+        packages,
+        minbase_packages,
+    };
+    let json = serde_json::to_vec_pretty(&image).unwrap();
+    fs::write(partial.join("image.json"), json).unwrap();
+    fs::rename(&partial, dest).unwrap();
+    image
+}
+
+/// Builds three root filesystems with mmdebstrap, each with more packages
+/// than the last, and makes a layer of each one's changes.
+fn build_debian(work: &Path, dest: &Path) -> Result<BenchImage, String> {
+    let found = Command::new("mmdebstrap")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
+    if !found.is_ok_and(|status| status.success()) {
+        return Err("mmdebstrap is not installed".to_string());
+    }
+
+    let roots = work.join("rootfs");
+    let _ = fs::remove_dir_all(&roots);
+    fs::create_dir_all(&roots).unwrap();
+    let mut trees = vec![roots.join("0")];
+    mmdebstrap(None, &trees[0])?;
+    let mut included = Vec::new();
+    for packages in UPPER_LAYERS {
+        included.push(packages);
+        let tree = roots.join(trees.len().to_string());
+        mmdebstrap(Some(&included.join(",")), &tree)?;
+        trees.push(tree);
+    }
+
+    let mut layers = Vec::new();
+    for (i, tree) in trees.iter().enumerate() {
+        eprintln!("writing layer {} from {}", i + 1, tree.display());
+        let lower = i.checked_sub(1).map(|below| trees[below].as_path());
+        let changes = diff(lower, tree, Path::new("")).unwrap();
+        let (layer, tar_len) = write_layer(&[(tree.as_path(), changes)]);
+        let packages = installed(&tree.join("var/lib/dpkg/status"));
+        layers.push(BuiltLayer {
+            layer,
+            tar_len,
+            packages,
+        });
+    }
+    let minbase = oci::Layer {
+        blob: layers[0].layer.blob.clone(),
+        diff_id: layers[0].layer.diff_id.clone(),
+    };
+    let description = format!(
+        "debian bookworm, {} gzip layers: mmdebstrap --variant=minbase, then \
+         the changes of --include={}, then those of --include={}",
+        layers.len(),
+        UPPER_LAYERS[0],
+        UPPER_LAYERS.join(",")
+    );
+    let image = save(dest, description, layers, Some(minbase));
+    fs::remove_dir_all(&roots).unwrap();
+    Ok(image)
+}
+
+fn mmdebstrap(include: Option<&str>, tree: &Path) -> Result<(), String> {
+    eprintln!(
+        "building {} with mmdebstrap (--include={})",
+        tree.display(),
+        include.unwrap_or("")
+    );
+    let started = Instant::now();
+    let mut command = Command::new("mmdebstrap");
+    command.args(["--quiet", "--variant=minbase"]);
+    if let Some(include) = include {
+        command.arg(format!("--include={include}"));
+    }
+    let output = command
+        .arg("bookworm")
+        .arg(tree)
+        .output()
+        .map_err(|err| format!("mmdebstrap cannot run: {err}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "mmdebstrap failed ({}): {}",
+            output.status,
+            tail.join(" / ")
+        ));
+    }
+    eprintln!("built {} in {:.0?}", tree.display(), started.elapsed());
+    Ok(())
+}
+
+/// Layers of this machine's `/usr` beneath a top layer holding the minbase
+/// fixture: its os-release and its dpkg status.
+fn build_synthetic(dest: &Path) -> BenchImage {
+    let mut layers = Vec::new();
+    for (dirs, budget) in SYNTHETIC_LAYERS {
+        eprintln!("writing a layer of {}", dirs.join(", "));
+        let mut changes = Vec::new();
+        let mut parents = BTreeSet::new();
+        for dir in dirs {
+            let mut ancestors: Vec<&Path> = Path::new(dir)
+                .ancestors()
+                .filter(|a| !a.as_os_str().is_empty())
+                .collect();
+            ancestors.reverse();
+            for ancestor in ancestors {
+                if parents.insert(ancestor) {
+                    changes.push(Change::Add(ancestor.to_path_buf()));
+                }
+            }
+            changes.extend(diff(None, Path::new("/"), Path::new(dir)).unwrap());
+        }
+        let changes = within(Path::new("/"), changes, budget);
+        let (layer, tar_len) = write_layer(&[(Path::new("/"), changes)]);
+        layers.push(BuiltLayer {
+            layer,
+            tar_len,
+            packages: 0,
+        });
+    }
+
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/debian-bookworm-minbase");
+    let changes = diff(None, &fixture, Path::new("")).unwrap();
+    let (layer, tar_len) = write_layer(&[(fixture.as_path(), changes)]);
+    layers.push(BuiltLayer {
+        layer,
+        tar_len,
+        packages: installed(&fixture.join("var/lib/dpkg/status")),
+    });
+
+    let description = format!(
+        "synthetic, {} gzip layers: this machine's /usr/lib, then its \
+         /usr/share, /usr/bin and /usr/sbin (cut at a size), then the \
+         os-release and dpkg status of tests/fixtures/debian-bookworm-minbase",
+        layers.len()
+    );
+    save(dest, description, layers, None)
+}
+
+/// A layer written for the image, with what the scan should find in the
+/// image whose top layer it is.
+struct BuiltLayer {
+    layer: oci::Layer,
+    /// Bytes of its uncompressed tar.
+    tar_len: u64,
+    packages: usize,
+}
+
+/// The packages a dpkg status file lists as installed.
+fn installed(status: &Path) -> usize {
+    fs::read_to_string(status)
+        .unwrap()
+        .lines()
+        .filter(|line| *line == "Status: install ok installed")
+        .count()
+}
+
+/// One entry of a layer, relative to the root of a tree.
+enum Change {
+    /// The path, as it is in the upper tree.
+    Add(PathBuf),
+    /// The path of a lower layer is deleted: a whiteout.
+    Remove(PathBuf),
+}
+
+/// The changes that turn the directory `rel` of the tree `lower` (none:
+/// an empty tree) into that of `upper`, a directory before its contents.
+/// A directory is listed when it changed or holds something that did.
+fn diff(lower: Option<&Path>, upper: &Path, rel: &Path) -> io::Result<Vec<Change>> {
+    let names = |tree: &Path| -> io::Result<BTreeSet<OsString>> {
+        fs::read_dir(tree.join(rel))?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect()
+    };
+    let upper_names = names(upper)?;
+    let lower_names = match lower {
+        Some(lower) => names(lower)?,
+        None => BTreeSet::new(),
+    };
+
+    let mut changes: Vec<Change> = lower_names
+        .difference(&upper_names)
+        .map(|gone| Change::Remove(rel.join(gone)))
+        .collect();
+    for name in &upper_names {
+        let path = rel.join(name);
+        let new = fs::symlink_metadata(upper.join(&path))?;
+        let mut old = None;
+        if let Some(lower) = lower.filter(|_| lower_names.contains(name)) {
+            let meta = fs::symlink_metadata(lower.join(&path))?;
+            if meta.is_dir() == new.is_dir() {
+                old = Some((lower, meta));
+            } else {
+                // A directory replaced by a file, or the reverse: nothing
+                // of the lower one may show through.
+                changes.push(Change::Remove(path.clone()));
+            }
+        }
+
+        let changed = match &old {
+            Some((lower, meta)) => !same(&lower.join(&path), meta, &upper.join(&path), &new)?,
+            None => true,
+        };
+        if new.is_dir() {
+            let inner = diff(old.map(|(lower, _)| lower), upper, &path)?;
+            if changed || !inner.is_empty() {
+                changes.push(Change::Add(path));
+            }
+            changes.extend(inner);
+        } else if changed {
+            changes.push(Change::Add(path));
+        }
+    }
+    Ok(changes)
+}
+
+/// Whether two entries of the same kind are alike: type and mode, owner,
+/// and content, link target or device. Times are not compared.
+fn same(old_path: &Path, old: &Metadata, new_path: &Path, new: &Metadata) -> io::Result<bool> {
+    if (old.mode(), old.uid(), old.gid()) != (new.mode(), new.uid(), new.gid()) {
+        return Ok(false);
+    }
+    let kind = new.file_type();
+    Ok(if kind.is_dir() {
+        true
+    } else if kind.is_symlink() {
+        fs::read_link(old_path)? == fs::read_link(new_path)?
+    } else if kind.is_file() {
+        old.len() == new.len() && fs::read(old_path)? == fs::read(new_path)?
+    } else {
+        old.rdev() == new.rdev()
+    })
+}
+
+/// The changes up to the one whose regular file would pass `budget` bytes.
+fn within(tree: &Path, changes: Vec<Change>, budget: u64) -> Vec<Change> {
+    let mut total = 0;
+    let mut kept = Vec::new();
+    for change in changes {
+        if let Change::Add(path) = &change {
+            let meta = fs::symlink_metadata(tree.join(path)).unwrap();
+            if meta.is_file() {
+                total += meta.len();
+                if total > budget {
+                    break;
+                }
+            }
+        }
+        kept.push(change);
+    }
+    kept
+}
+
+/// Writes the changes, each taken from its tree, as one gzip layer (the
+/// default level, as image builders use); returns it and its tar's size.
+fn write_layer(parts: &[(&Path, Vec<Change>)]) -> (oci::Layer, u64) {
+    let gzip = GzEncoder::new(Vec::new(), Compression::default());
+    let mut builder = tar::Builder::new(Hashing::new(gzip));
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    for (tree, changes) in parts {
+        for change in changes {
+            match change {
+                Change::Add(path) => builder.append_path_with_name(tree.join(path), path),
+                Change::Remove(path) => {
+                    let name = path.file_name().unwrap().to_string_lossy();
+                    let whiteout = path.with_file_name(format!(".wh.{name}"));
+                    let mut header = tar::Header::new_gnu();
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(0o644);
+                    header.set_size(0);
+                    builder.append_data(&mut header, whiteout, io::empty())
+                }
+            }
+            .unwrap_or_else(|err| panic!("{}: {err}", tree.display()));
+        }
+    }
+    let tar = builder.into_inner().unwrap();
+    let layer = oci::Layer {
+        diff_id: format!("sha256:{:x}", tar.hasher.finalize()),
+        blob: tar.inner.finish().unwrap(),
+    };
+    (layer, tar.len)
+}
+
+/// Passes bytes on, hashing and counting them.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn large_scan(image: &BenchImage, cache: &Path) {
+    let target = format!("{}:{}", image.layout.display(), tag(LARGE));
+
+    // The first run fills the compilation cache and the page cache.
+    let warm_up = run_scan(&target, cache);
+    assert_eq!(
+        warm_up.packages, image.packages,
+        "the scan found other packages than the image's dpkg status lists"
+    );
+    let mut scans = Vec::new();
+    let mut peak = 0;
+    for _ in 0..RUNS {
+        let scan = run_scan(&target, cache);
+        assert_eq!(scan.packages, image.packages);
+        scans.push(scan.elapsed);
+        peak = peak.max(scan.max_rss_kib);
+    }
+
+    let blobs: Vec<PathBuf> = image
+        .layers
+        .iter()
+        .map(|digest| oci::blob_path(&image.layout, digest))
+        .collect();
+    let mut gunzips = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let status = Command::new("gzip")
+            .arg("-dc")
+            .args(&blobs)
+            .stdout(Stdio::null())
+            .status()
+            .expect("gzip is needed for the floor");
+        assert!(status.success(), "gzip -dc failed: {status}");
+        gunzips.push(started.elapsed());
+    }
+
+    let scan = median(scans);
+    let floor = median(gunzips);
+    let (os, version) = warm_up.os.unwrap_or_default();
+    println!("image layers: {} gzip", image.layers.len());
+    println!(
+        "image uncompressed size: {:.1} MiB",
+        image.uncompressed as f64 / MIB
+    );
+    println!(
+        "image compressed size: {:.1} MiB",
+        image.compressed as f64 / MIB
+    );
+    println!(
+        "scan wall time: {:.3} s (median of {RUNS}, after a warm-up run)",
+        scan.as_secs_f64()
+    );
+    println!(
+        "gzip -dc wall time: {:.3} s (median of {RUNS}, all layer blobs, the floor)",
+        floor.as_secs_f64()
+    );
+    println!(
+        "scan to gzip -dc ratio: {:.2} x (target at most 1.3 x)",
+        scan.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "scan peak RSS: {:.1} MiB (target under 100 MiB; highest of {RUNS} runs)",
+        peak as f64 / 1024.0
+    );
+    println!(
+        "packages found: {} deb (the top dpkg status lists {} installed)",
+        warm_up.packages, image.packages
+    );
+    println!("os found: {os} {version}");
+}
+
+fn minbase_check(image: &BenchImage, cache: &Path) {
+    let Some(listed) = image.minbase_packages else {
+        println!("minbase check: SKIPPED (needs the image mmdebstrap makes)");
+        return;
+    };
+    let target = format!("{}:{}", image.layout.display(), tag(MINBASE));
+    let scan = run_scan(&target, cache);
+    let os = scan.os.clone().unwrap_or_default();
+    let pass =
+        scan.packages == MINBASE_PACKAGES && os == (MINBASE_OS.0.into(), MINBASE_OS.1.into());
+    let verdict = if pass { "PASS" } else { "FAIL" };
+    let line = format!(
+        "minbase check: {verdict} ({} deb packages, os {} {}; expected {MINBASE_PACKAGES} \
+         and {} {}; the rootfs's dpkg status lists {listed} installed)",
+        scan.packages, os.0, os.1, MINBASE_OS.0, MINBASE_OS.1
+    );
+    println!("{line}");
+    assert!(pass, "{line}");
+}
+
+fn tag(reference: &str) -> &str {
+    reference.rsplit_once(':').unwrap().1
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// What one `scanhost scan` run took and found.
+struct Scan {
+    elapsed: Duration,
+    /// Peak resident set size of the process.
+    max_rss_kib: i64,
+    /// Components with a `pkg:deb/` purl.
+    packages: usize,
+    /// The operating-system component's name and version.
+    os: Option<(String, String)>,
+}
+
+// The child is reaped by wait4, which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn run_scan(target: &str, cache: &Path) -> Scan {
+    let stdout = tempfile::tempfile().unwrap();
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_scanhost"))
+        .args(["--log", "warn", "scan", target, "--cache-dir"])
+        .arg(cache)
+        .stdout(stdout.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+
+    // wait4 rather than Child::wait, for the rusage of this child alone.
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the child has not been reaped; wait4 writes into the status
+    // and the rusage it is given.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let elapsed = started.elapsed();
+    assert!(pid > 0, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "scanhost scan {target} failed"
+    );
+
+    let doc: serde_json::Value =
+        serde_json::from_reader(io::BufReader::new(reopen(stdout))).unwrap();
+    let components = doc["components"].as_array().cloned().unwrap_or_default();
+    let packages = components
+        .iter()
+        .filter(|c| c["type"] == "library")
+        .filter(|c| {
+            c["purl"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("pkg:deb/"))
+        })
+        .count();
+    let os = components
+        .iter()
+        .find(|c| c["type"] == "operating-system")
+        .map(|c| {
+            let text = |key: &str| c[key].as_str().unwrap_or_default().to_string();
+            (text("name"), text("version"))
+        });
+    Scan {
+        elapsed,
+        max_rss_kib: usage.ru_maxrss,
+        packages,
+        os,
+    }
+}
+
+/// The file, read from its start.
+fn reopen(mut file: fs::File) -> fs::File {
+    io::Seek::rewind(&mut file).unwrap();
+    file
+}
