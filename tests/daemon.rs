@@ -344,3 +344,114 @@ fn sigkill_loses_no_finished_result_and_unfinished_work_resumes() {
         images.len() + 1
     );
 }
+
+/// `component` with a custom section appended: the same plugin, another
+/// component digest, as a rebuild gives.
+fn rebuilt(component: &[u8], note: &str) -> Vec<u8> {
+    let mut payload = vec![note.len() as u8];
+    payload.extend_from_slice(note.as_bytes());
+    let mut bytes = component.to_vec();
+    bytes.push(0); // custom section
+    bytes.push(payload.len() as u8);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+fn plugins(daemon: &Daemon) -> Value {
+    ureq::get(&format!("{}/v1/plugins", daemon.api))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap()
+}
+
+fn serving(daemon: &Daemon, name: &str) -> Option<Value> {
+    plugins(daemon)["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
+}
+
+/// The digests of the plugins named in the host's current document.
+fn host_document_tools(daemon: &Daemon) -> Vec<(String, String)> {
+    let Ok(mut response) = ureq::get(&format!("{}/v1/workloads/host/sbom", daemon.api)).call()
+    else {
+        return Vec::new();
+    };
+    let doc: Value = response.body_mut().read_json().unwrap();
+    doc["metadata"]["tools"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let hash = t["hashes"][0]["content"].as_str().unwrap_or_default();
+            (t["name"].as_str().unwrap().to_string(), hash.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    two_layer_image(&layout, "example.test/debian:12");
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugin_dir).unwrap();
+    let extra = format!(
+        "[plugins]\ndir = \"{}\"\nwatch = true\nrescan_on_change = true",
+        plugin_dir.display()
+    );
+    let daemon = start(dir.path(), &layout, &extra);
+    wait_for("the first host scan", Duration::from_secs(30), || {
+        daemon.workload("host").filter(|w| w["status"] == "success")
+    });
+
+    // Dropped in: loaded, and the host is scanned again with it.
+    let component = std::fs::read(support::test_plugin("testing-faults")).unwrap();
+    let file = plugin_dir.join("faults.wasm");
+    std::fs::write(&file, &component).unwrap();
+    let first = wait_for("the plugin to load", Duration::from_secs(30), || serving(&daemon, "faults"));
+    assert_eq!(first["origin"], file.display().to_string());
+    let digest = first["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    wait_for("a host document from the new plugin", Duration::from_secs(30), || {
+        host_document_tools(&daemon)
+            .contains(&("faults".to_string(), digest.clone()))
+            .then_some(())
+    });
+
+    // A new build written over it takes over, and is used for the host.
+    std::fs::write(&file, rebuilt(&component, "second build")).unwrap();
+    let second = wait_for("the new version", Duration::from_secs(30), || {
+        serving(&daemon, "faults").filter(|p| p["digest"] != first["digest"])
+    });
+    let digest = second["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    wait_for("a host document from the new build", Duration::from_secs(30), || {
+        host_document_tools(&daemon)
+            .contains(&("faults".to_string(), digest.clone()))
+            .then_some(())
+    });
+
+    // Garbage over it: refused, visible, and the last good version serves.
+    std::fs::write(&file, b"not a component").unwrap();
+    let refused = wait_for("the refusal", Duration::from_secs(30), || {
+        let all = plugins(&daemon);
+        let refused = all["refused"].as_array().unwrap().first().cloned();
+        refused
+    });
+    assert_eq!(refused["file"], file.display().to_string());
+    assert!(refused["error"].as_str().unwrap().contains("not a WebAssembly component"));
+    assert_eq!(refused["serving"], "0.1.0");
+    assert_eq!(serving(&daemon, "faults").unwrap()["digest"], second["digest"]);
+
+    // Removed: unloaded, and the refusal goes with the file.
+    std::fs::remove_file(&file).unwrap();
+    wait_for("the unload", Duration::from_secs(30), || {
+        serving(&daemon, "faults").is_none().then_some(())
+    });
+    assert!(plugins(&daemon)["refused"].as_array().unwrap().is_empty());
+    assert!(serving(&daemon, "host-scanner").is_some());
+    assert!(daemon.log().contains("plugin unloaded"));
+}

@@ -31,6 +31,10 @@ struct Metadata {
     timestamp: String,
     tools: Tools,
     component: Component,
+    /// `scanhost:plugin-failure`: a plugin that failed for good while
+    /// others reported; the document holds the others' packages.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    properties: Vec<Property>,
 }
 
 #[derive(Serialize)]
@@ -115,6 +119,14 @@ pub fn document(subject: &Subject, outcome: &Outcome) -> Document {
             timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             tools: Tools { components: tools },
             component: subject_component(subject),
+            properties: outcome
+                .failures
+                .iter()
+                .map(|failure| Property {
+                    name: "scanhost:plugin-failure",
+                    value: failure.to_string(),
+                })
+                .collect(),
         },
         components,
     }

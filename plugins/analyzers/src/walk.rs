@@ -124,7 +124,7 @@ fn list(root: &dyn Root, path: &str) -> io::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::os::unix::fs::symlink;
 
     use super::*;
     use crate::memory_root::MemoryRoot;
@@ -207,29 +207,81 @@ mod tests {
         assert_eq!(seen, ["usr Dir", "usr/proc File"]);
     }
 
+    /// A root with faults: it refuses to list one directory, as a host
+    /// refuses a directory its permissions close (which root, running the
+    /// tests, would not see), and fails to inspect the paths given with
+    /// an error of the given kind.
+    struct Faulty {
+        root: MemoryRoot,
+        unlistable: Option<&'static str>,
+        uninspectable: &'static [(&'static str, io::ErrorKind)],
+    }
+
+    impl Root for Faulty {
+        fn lstat(&self, path: &str) -> io::Result<FileKind> {
+            match self.uninspectable.iter().find(|(p, _)| *p == path) {
+                Some((_, kind)) => Err((*kind).into()),
+                None => self.root.lstat(path),
+            }
+        }
+
+        fn read_link(&self, path: &str) -> io::Result<String> {
+            self.root.read_link(path)
+        }
+
+        fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+            self.root.read(path)
+        }
+
+        fn read_dir(&self, path: &str) -> io::Result<Vec<String>> {
+            if self.unlistable == Some(path) {
+                return Err(io::ErrorKind::PermissionDenied.into());
+            }
+            self.root.read_dir(path)
+        }
+    }
+
     // A directory the walk may not read must not end it: the entries after
     // it are still visited and the warning names the directory.
     #[test]
     fn unreadable_directory_is_a_warning_and_the_walk_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path();
-        fs::create_dir_all(base.join("a/locked")).unwrap();
-        fs::write(base.join("a/locked/secret"), "").unwrap();
-        fs::write(base.join("b"), "").unwrap();
-        fs::set_permissions(base.join("a/locked"), fs::Permissions::from_mode(0o000)).unwrap();
-
-        // Root ignores permissions: then there is nothing to test.
-        if fs::read_dir(base.join("a/locked")).is_ok() {
-            fs::set_permissions(base.join("a/locked"), fs::Permissions::from_mode(0o755)).unwrap();
-            return;
-        }
-        let (seen, warnings) = entries(&DirRoot::new(base), &[]);
-        fs::set_permissions(base.join("a/locked"), fs::Permissions::from_mode(0o755)).unwrap();
-
-        assert_eq!(seen, ["a Dir", "a/locked Dir", "b File"]);
+        let root = Faulty {
+            root: MemoryRoot::new()
+                .file("a/locked/secret", "x")
+                .file("a/open", "x")
+                .file("b", "x"),
+            unlistable: Some("a/locked"),
+            uninspectable: &[],
+        };
+        let (seen, warnings) = entries(&root, &[]);
+        assert_eq!(seen, ["a Dir", "a/locked Dir", "a/open File", "b File"]);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].starts_with("a/locked: cannot list"),
+            warnings[0].starts_with("a/locked: cannot list: "),
+            "{warnings:?}"
+        );
+    }
+
+    // A file removed between the listing and the lstat (a live host) is no
+    // fault; any other failure to inspect an entry is one, naming it.
+    #[test]
+    fn vanished_entry_is_silent_and_uninspectable_one_a_warning() {
+        let root = Faulty {
+            root: MemoryRoot::new()
+                .file("a", "x")
+                .file("b", "x")
+                .file("c", "x"),
+            unlistable: None,
+            uninspectable: &[
+                ("a", io::ErrorKind::NotFound),
+                ("b", io::ErrorKind::PermissionDenied),
+            ],
+        };
+        let (seen, warnings) = entries(&root, &[]);
+        assert_eq!(seen, ["c File"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("b: cannot inspect: "),
             "{warnings:?}"
         );
     }
