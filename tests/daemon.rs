@@ -36,8 +36,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Writes a config into `dir` and starts the daemon on it.
+/// Writes a config into `dir` and starts the daemon on it; `extra` goes
+/// into its [scan] table (and may open tables of its own).
 fn start(dir: &Path, layout: &Path, extra: &str) -> Daemon {
+    start_with_root(
+        dir,
+        layout,
+        extra,
+        &fixtures().join("debian-bookworm-minbase"),
+    )
+}
+
+fn start_with_root(dir: &Path, layout: &Path, extra: &str, root: &Path) -> Daemon {
     let port = free_port();
     let output = dir.join("sboms");
     let config = dir.join("scanhost.toml");
@@ -60,7 +70,7 @@ dir = "sboms"
 [api]
 listen = "127.0.0.1:{port}"
 "#,
-            root = fixtures().join("debian-bookworm-minbase").display(),
+            root = root.display(),
             layout = layout.display(),
         ),
     )
@@ -413,26 +423,44 @@ fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_r
     let component = std::fs::read(support::test_plugin("testing-faults")).unwrap();
     let file = plugin_dir.join("faults.wasm");
     std::fs::write(&file, &component).unwrap();
-    let first = wait_for("the plugin to load", Duration::from_secs(30), || serving(&daemon, "faults"));
-    assert_eq!(first["origin"], file.display().to_string());
-    let digest = first["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
-    wait_for("a host document from the new plugin", Duration::from_secs(30), || {
-        host_document_tools(&daemon)
-            .contains(&("faults".to_string(), digest.clone()))
-            .then_some(())
+    let first = wait_for("the plugin to load", Duration::from_secs(30), || {
+        serving(&daemon, "faults")
     });
+    assert_eq!(first["origin"], file.display().to_string());
+    let digest = first["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    wait_for(
+        "a host document from the new plugin",
+        Duration::from_secs(30),
+        || {
+            host_document_tools(&daemon)
+                .contains(&("faults".to_string(), digest.clone()))
+                .then_some(())
+        },
+    );
 
     // A new build written over it takes over, and is used for the host.
     std::fs::write(&file, rebuilt(&component, "second build")).unwrap();
     let second = wait_for("the new version", Duration::from_secs(30), || {
         serving(&daemon, "faults").filter(|p| p["digest"] != first["digest"])
     });
-    let digest = second["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
-    wait_for("a host document from the new build", Duration::from_secs(30), || {
-        host_document_tools(&daemon)
-            .contains(&("faults".to_string(), digest.clone()))
-            .then_some(())
-    });
+    let digest = second["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    wait_for(
+        "a host document from the new build",
+        Duration::from_secs(30),
+        || {
+            host_document_tools(&daemon)
+                .contains(&("faults".to_string(), digest.clone()))
+                .then_some(())
+        },
+    );
 
     // Garbage over it: refused, visible, and the last good version serves.
     std::fs::write(&file, b"not a component").unwrap();
@@ -442,9 +470,17 @@ fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_r
         refused
     });
     assert_eq!(refused["file"], file.display().to_string());
-    assert!(refused["error"].as_str().unwrap().contains("not a WebAssembly component"));
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component")
+    );
     assert_eq!(refused["serving"], "0.1.0");
-    assert_eq!(serving(&daemon, "faults").unwrap()["digest"], second["digest"]);
+    assert_eq!(
+        serving(&daemon, "faults").unwrap()["digest"],
+        second["digest"]
+    );
 
     // Removed: unloaded, and the refusal goes with the file.
     std::fs::remove_file(&file).unwrap();
@@ -454,4 +490,60 @@ fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_r
     assert!(plugins(&daemon)["refused"].as_array().unwrap().is_empty());
     assert!(serving(&daemon, "host-scanner").is_some());
     assert!(daemon.log().contains("plugin unloaded"));
+}
+
+#[test]
+fn a_plugin_that_fails_for_good_is_recorded_and_the_others_packages_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugin_dir).unwrap();
+    std::fs::copy(
+        support::test_plugin("testing-faults"),
+        plugin_dir.join("faults.wasm"),
+    )
+    .unwrap();
+
+    // The host root: the minbase database, and a fault for the plugin.
+    let root = dir.path().join("root");
+    for path in ["usr/lib/os-release", "var/lib/dpkg/status"] {
+        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+        std::fs::copy(
+            fixtures().join("debian-bookworm-minbase").join(path),
+            root.join(path),
+        )
+        .unwrap();
+    }
+    std::fs::write(root.join("fault"), "trap").unwrap();
+    let config_extra = format!("[plugins]\ndir = \"{}\"", plugin_dir.display());
+    let daemon = start_with_root(dir.path(), &layout, &config_extra, &root);
+
+    let host = wait_for("the host scan", Duration::from_secs(30), || {
+        daemon.workload("host").filter(|w| w["status"] == "success")
+    });
+    assert_eq!(host["packages"], 96);
+    assert_eq!(host["failed_plugins"], serde_json::json!(["faults"]));
+    let doc: Value = ureq::get(&format!("{}/v1/workloads/host/sbom", daemon.api))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let failure = &doc["metadata"]["properties"][0];
+    assert_eq!(failure["name"], "scanhost:plugin-failure");
+    assert!(
+        failure["value"].as_str().unwrap().contains("faults"),
+        "{failure}"
+    );
 }

@@ -63,6 +63,10 @@ pub struct WorkloadView {
     pub packages: Option<usize>,
     /// RFC 3339, when the last successful scan finished.
     pub scanned_at: Option<String>,
+    /// Plugins that failed for good in the last successful scan, whose
+    /// packages the document lacks.
+    #[serde(default)]
+    pub failed_plugins: Vec<String>,
 }
 
 fn rfc3339(time: SystemTime) -> String {
@@ -83,6 +87,7 @@ impl From<Workload> for WorkloadView {
             duration: None,
             packages: None,
             scanned_at: None,
+            failed_plugins: Vec::new(),
         };
         match w.status {
             Status::Pending | Status::Scanning { .. } => {}
@@ -90,8 +95,10 @@ impl From<Workload> for WorkloadView {
                 finished,
                 duration,
                 packages,
+                failed_plugins,
                 ..
             } => {
+                view.failed_plugins = failed_plugins;
                 view.duration = Some(duration.as_secs_f64());
                 view.packages = Some(packages);
                 view.scanned_at = Some(rfc3339(finished));
