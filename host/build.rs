@@ -3,7 +3,10 @@
 //! The shipped plugins are embedded in the `scanhost` binary, so it works
 //! with no plugin directory. The fault-injection components under
 //! `plugins/testing/` are built beside them for the tests, which find them
-//! through `SCANHOST_TEST_PLUGINS`; they are never embedded.
+//! through `SCANHOST_TEST_PLUGINS`; they are never embedded. The example
+//! plugin of `examples/plugins/python-packages`, a crate of its own as a
+//! plugin author's would be, is built too, so that the tests use it and a
+//! change that breaks it breaks the build (`SCANHOST_EXAMPLE_PLUGIN`).
 //!
 //! The components are built by a nested `cargo build` into a target
 //! directory of their own, always optimised: a component is compiled to
@@ -28,6 +31,7 @@ fn main() {
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
+    let example = workspace.join("examples/plugins/python-packages");
     for path in ["plugins", "wit", "Cargo.lock"] {
         println!("cargo::rerun-if-changed={}", workspace.join(path).display());
     }
@@ -36,7 +40,21 @@ fn main() {
     // components next to the profile so that every build of the host with
     // that profile shares one component build.
     let target_dir = out_dir.ancestors().nth(3).unwrap().join("components");
-    build_components(&workspace, &target_dir);
+    let ours: Vec<&str> = SHIPPED.iter().chain(TESTING).copied().collect();
+    build_components(&workspace, &ours, &target_dir);
+    for path in ["src", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo::rerun-if-changed={}", example.join(path).display());
+    }
+    let example_target = out_dir.ancestors().nth(3).unwrap().join("example-plugins");
+    build_components(&example, &[], &example_target);
+    println!(
+        "cargo::rustc-env=SCANHOST_EXAMPLE_PLUGIN={}",
+        component_file(
+            &example_target.join(TARGET).join("release"),
+            "python-packages"
+        )
+        .display()
+    );
 
     let wasm_dir = target_dir.join(TARGET).join("release");
     let mut shipped = String::from("&[\n");
@@ -61,15 +79,17 @@ fn component_file(wasm_dir: &Path, crate_name: &str) -> PathBuf {
     wasm_dir.join(format!("{}.wasm", crate_name.replace('-', "_")))
 }
 
-fn build_components(workspace: &Path, target_dir: &Path) {
+/// Builds the `packages` of the workspace at `dir` (all of it when none
+/// are named) for wasm32-wasip2 into `target_dir`.
+fn build_components(dir: &Path, packages: &[&str], target_dir: &Path) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .current_dir(workspace)
+        .current_dir(dir)
         .args(["build", "--release", "--target", TARGET])
         .arg("--target-dir")
         .arg(target_dir);
-    for name in SHIPPED.iter().chain(TESTING) {
+    for name in packages {
         command.args(["-p", name]);
     }
 

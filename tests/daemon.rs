@@ -403,6 +403,40 @@ fn host_document_tools(daemon: &Daemon) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A host root: the minbase database and one installed Python
+/// distribution.
+fn root_with_python(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    for path in ["usr/lib/os-release", "var/lib/dpkg/status"] {
+        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+        std::fs::copy(
+            fixtures().join("debian-bookworm-minbase").join(path),
+            root.join(path),
+        )
+        .unwrap();
+    }
+    let dist = root.join("usr/lib/python3/dist-packages/requests-2.31.0.dist-info");
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(
+        dist.join("METADATA"),
+        "Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n\nbody\n",
+    )
+    .unwrap();
+    root
+}
+
+/// The purls of the host's current document.
+fn host_purls(daemon: &Daemon) -> Vec<String> {
+    let Ok(mut response) = ureq::get(&format!("{}/v1/workloads/host/sbom", daemon.api)).call()
+    else {
+        return Vec::new();
+    };
+    let doc: Value = response.body_mut().read_json().unwrap();
+    support::components(&doc)
+        .filter_map(|c| c["purl"].as_str().map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,42 +444,52 @@ fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_r
     two_layer_image(&layout, "example.test/debian:12");
     let plugin_dir = dir.path().join("plugins");
     std::fs::create_dir(&plugin_dir).unwrap();
+    let root = root_with_python(dir.path());
     let extra = format!(
         "[plugins]\ndir = \"{}\"\nwatch = true\nrescan_on_change = true",
         plugin_dir.display()
     );
-    let daemon = start(dir.path(), &layout, &extra);
+    let daemon = start_with_root(dir.path(), &layout, &extra, &root);
     wait_for("the first host scan", Duration::from_secs(30), || {
         daemon.workload("host").filter(|w| w["status"] == "success")
     });
+    assert!(
+        !host_purls(&daemon)
+            .iter()
+            .any(|p| p.starts_with("pkg:pypi/"))
+    );
 
-    // Dropped in: loaded, and the host is scanned again with it.
-    let component = std::fs::read(support::test_plugin("testing-faults")).unwrap();
-    let file = plugin_dir.join("faults.wasm");
+    // The example plugin dropped in: loaded, and the host is scanned again
+    // with its packages in the document.
+    let component = std::fs::read(env!("SCANHOST_EXAMPLE_PLUGIN")).unwrap();
+    let file = plugin_dir.join("python-packages.wasm");
     std::fs::write(&file, &component).unwrap();
+    let dropped = Instant::now();
     let first = wait_for("the plugin to load", Duration::from_secs(30), || {
-        serving(&daemon, "faults")
+        serving(&daemon, "python-packages")
     });
+    eprintln!("loaded {:?} after the write", dropped.elapsed());
     assert_eq!(first["origin"], file.display().to_string());
+    wait_for(
+        "the host document with its packages",
+        Duration::from_secs(30),
+        || {
+            host_purls(&daemon)
+                .contains(&"pkg:pypi/requests@2.31.0".to_string())
+                .then_some(())
+        },
+    );
     let digest = first["digest"]
         .as_str()
         .unwrap()
         .trim_start_matches("sha256:")
         .to_string();
-    wait_for(
-        "a host document from the new plugin",
-        Duration::from_secs(30),
-        || {
-            host_document_tools(&daemon)
-                .contains(&("faults".to_string(), digest.clone()))
-                .then_some(())
-        },
-    );
+    assert!(host_document_tools(&daemon).contains(&("python-packages".to_string(), digest)));
 
     // A new build written over it takes over, and is used for the host.
     std::fs::write(&file, rebuilt(&component, "second build")).unwrap();
     let second = wait_for("the new version", Duration::from_secs(30), || {
-        serving(&daemon, "faults").filter(|p| p["digest"] != first["digest"])
+        serving(&daemon, "python-packages").filter(|p| p["digest"] != first["digest"])
     });
     let digest = second["digest"]
         .as_str()
@@ -457,7 +501,7 @@ fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_r
         Duration::from_secs(30),
         || {
             host_document_tools(&daemon)
-                .contains(&("faults".to_string(), digest.clone()))
+                .contains(&("python-packages".to_string(), digest.clone()))
                 .then_some(())
         },
     );
@@ -465,9 +509,11 @@ fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_r
     // Garbage over it: refused, visible, and the last good version serves.
     std::fs::write(&file, b"not a component").unwrap();
     let refused = wait_for("the refusal", Duration::from_secs(30), || {
-        let all = plugins(&daemon);
-        let refused = all["refused"].as_array().unwrap().first().cloned();
-        refused
+        plugins(&daemon)["refused"]
+            .as_array()
+            .unwrap()
+            .first()
+            .cloned()
     });
     assert_eq!(refused["file"], file.display().to_string());
     assert!(
@@ -478,14 +524,14 @@ fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_r
     );
     assert_eq!(refused["serving"], "0.1.0");
     assert_eq!(
-        serving(&daemon, "faults").unwrap()["digest"],
+        serving(&daemon, "python-packages").unwrap()["digest"],
         second["digest"]
     );
 
     // Removed: unloaded, and the refusal goes with the file.
     std::fs::remove_file(&file).unwrap();
     wait_for("the unload", Duration::from_secs(30), || {
-        serving(&daemon, "faults").is_none().then_some(())
+        serving(&daemon, "python-packages").is_none().then_some(())
     });
     assert!(plugins(&daemon)["refused"].as_array().unwrap().is_empty());
     assert!(serving(&daemon, "host-scanner").is_some());

@@ -15,12 +15,12 @@
 //! with two `apt-get install` steps would make it: minbase, then the files
 //! that installing Python, Perl and git adds or changes, then those of a C
 //! toolchain, each upper layer with its own `var/lib/dpkg/status`. It is
-//! built once with `mmdebstrap` (root and the Debian mirror needed, a few
-//! minutes) and kept under `target/tmp/bench-images/`. Where mmdebstrap is
-//! missing or fails, or `SCANHOST_BENCH_SYNTHETIC` is set, a synthetic image
-//! is used: this machine's `/usr` beneath the package database of the
-//! minbase fixture; the minbase check is then skipped. The first line
-//! printed says which image was used.
+//! built once, by a child process, with `mmdebstrap` (root and the Debian
+//! mirror needed, a few minutes) and kept under `target/tmp/bench-images/`.
+//! Where mmdebstrap is missing or fails, or `SCANHOST_BENCH_SYNTHETIC` is
+//! set, a synthetic image is used: this machine's `/usr` beneath the
+//! package database of the minbase fixture; the minbase check is then
+//! skipped. The first lines printed say which image was used.
 //!
 //! Run with `cargo bench -p scanhost --bench images`.
 
@@ -68,11 +68,19 @@ const MINBASE: &str = "example.test/bench:minbase";
 
 const MIB: f64 = (1 << 20) as f64;
 
+/// Set in the environment of the child process that builds the image.
+const BUILD_ENV: &str = "SCANHOST_BENCH_BUILD_IMAGE";
+
 fn main() {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let cache = tmp.join("bench-compile-cache");
-    let image = bench_image(&tmp.join("bench-images"));
+    let work = tmp.join("bench-images");
+    if std::env::var_os(BUILD_ENV).is_some() {
+        build(&work);
+        return;
+    }
 
+    let cache = tmp.join("bench-compile-cache");
+    let image = bench_image(&work);
     println!("image: {}", image.description);
     large_scan(&image, &cache);
     minbase_check(&image, &cache);
@@ -96,28 +104,63 @@ struct BenchImage {
     minbase_packages: Option<usize>,
 }
 
-/// The image to scan: the one built before, else a new one.
+/// The image to scan: the one built before, else one that a child process
+/// builds now.
+///
+/// The child keeps this process small, which the figures need: on Linux a
+/// process started by another one carries its parent's peak resident set
+/// over exec, into the `ru_maxrss` that `wait4` reports, and building the
+/// image takes hundreds of MB.
 fn bench_image(work: &Path) -> BenchImage {
     let debian = work.join("debian");
     let synthetic = work.join("synthetic");
-    if std::env::var_os("SCANHOST_BENCH_SYNTHETIC").is_some() {
-        println!("image source: synthetic (SCANHOST_BENCH_SYNTHETIC is set)");
-    } else if let Some(image) = load(&debian) {
-        println!(
-            "image source: mmdebstrap (built before, {})",
-            debian.display()
-        );
-        return image;
+    let wanted = if synthetic_wanted() {
+        &synthetic
     } else {
+        &debian
+    };
+    if let Some(image) = load(wanted) {
+        println!("image source: built before, {}", wanted.display());
+        return image;
+    }
+
+    let status = Command::new(std::env::current_exe().unwrap())
+        .env(BUILD_ENV, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the image failed: {status}");
+    load(wanted)
+        .or_else(|| load(&synthetic))
+        .expect("the image was not built")
+}
+
+/// The child's part: builds the image with mmdebstrap, or else the
+/// synthetic one, and says which.
+fn build(work: &Path) {
+    let synthetic = work.join("synthetic");
+    if synthetic_wanted() {
+        println!("image source: synthetic (SCANHOST_BENCH_SYNTHETIC is set)");
+    } else {
+        let debian = work.join("debian");
         match build_debian(work, &debian) {
-            Ok(image) => {
-                println!("image source: mmdebstrap (built now, {})", debian.display());
-                return image;
+            Ok(_) => {
+                println!("image source: mmdebstrap, built now, {}", debian.display());
+                return;
             }
             Err(reason) => println!("image source: synthetic, since {reason}"),
         }
     }
-    load(&synthetic).unwrap_or_else(|| build_synthetic(&synthetic))
+    if load(&synthetic).is_none() {
+        build_synthetic(&synthetic);
+        println!(
+            "image source: synthetic, built now, {}",
+            synthetic.display()
+        );
+    }
+}
+
+fn synthetic_wanted() -> bool {
+    std::env::var_os("SCANHOST_BENCH_SYNTHETIC").is_some()
 }
 
 fn load(dir: &Path) -> Option<BenchImage> {
@@ -415,10 +458,12 @@ fn write_layer(parts: &[(&Path, Vec<Change>)]) -> (oci::Layer, u64) {
     let mut builder = tar::Builder::new(Hashing::new(gzip));
     builder.follow_symlinks(false);
     builder.mode(tar::HeaderMode::Complete);
+    // Plain entries, as image builders write them, even for files with holes.
+    builder.sparse(false);
     for (tree, changes) in parts {
         for change in changes {
-            match change {
-                Change::Add(path) => builder.append_path_with_name(tree.join(path), path),
+            let (name, written) = match change {
+                Change::Add(path) => (path, append(&mut builder, tree, path)),
                 Change::Remove(path) => {
                     let name = path.file_name().unwrap().to_string_lossy();
                     let whiteout = path.with_file_name(format!(".wh.{name}"));
@@ -426,10 +471,13 @@ fn write_layer(parts: &[(&Path, Vec<Change>)]) -> (oci::Layer, u64) {
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_mode(0o644);
                     header.set_size(0);
-                    builder.append_data(&mut header, whiteout, io::empty())
+                    (
+                        path,
+                        builder.append_data(&mut header, whiteout, io::empty()),
+                    )
                 }
-            }
-            .unwrap_or_else(|err| panic!("{}: {err}", tree.display()));
+            };
+            written.unwrap_or_else(|err| panic!("{}: {}: {err}", tree.display(), name.display()));
         }
     }
     let tar = builder.into_inner().unwrap();
@@ -438,6 +486,24 @@ fn write_layer(parts: &[(&Path, Vec<Change>)]) -> (oci::Layer, u64) {
         blob: tar.inner.finish().unwrap(),
     };
     (layer, tar.len)
+}
+
+/// Appends the entry `path` of `tree` under the name `path`.
+fn append<W: Write>(builder: &mut tar::Builder<W>, tree: &Path, path: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(tree.join(path))?;
+    let kind = meta.file_type();
+    if kind.is_file() || kind.is_dir() || kind.is_symlink() {
+        return builder.append_path_with_name(tree.join(path), path);
+    }
+
+    // Device nodes and fifos: the tar crate would name them by their path
+    // on this machine, absolute, instead of the name it is given.
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    header.set_size(0);
+    header.set_device_major(libc::major(meta.rdev()))?;
+    header.set_device_minor(libc::minor(meta.rdev()))?;
+    builder.append_data(&mut header, path, io::empty())
 }
 
 /// Passes bytes on, hashing and counting them.

@@ -53,6 +53,40 @@ pub trait Root {
     /// The names of the entries of the directory at `path`, sorted, without
     /// `.` and `..`.
     fn read_dir(&self, path: &str) -> io::Result<Vec<String>>;
+
+    /// The entries of the directory at `path` with what each is, sorted by
+    /// name. An implementation that learns the kinds from the listing
+    /// itself overrides this, which spares a walk one `lstat` per entry.
+    /// An entry that vanishes between the listing and its `lstat` is left
+    /// out.
+    fn entries(&self, path: &str) -> io::Result<Vec<(String, FileKind)>> {
+        let mut entries = Vec::new();
+        for name in self.read_dir(path)? {
+            let full = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}/{name}")
+            };
+            match self.lstat(&full) {
+                Ok(kind) => entries.push((name, kind)),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(entries)
+    }
+}
+
+fn kind_of(file_type: fs::FileType) -> FileKind {
+    if file_type.is_symlink() {
+        FileKind::Symlink
+    } else if file_type.is_dir() {
+        FileKind::Dir
+    } else if file_type.is_file() {
+        FileKind::File
+    } else {
+        FileKind::Other
+    }
 }
 
 /// A [`Root`] backed by a directory, read with `std::fs`.
@@ -122,16 +156,9 @@ impl DirRoot {
 
 impl Root for DirRoot {
     fn lstat(&self, path: &str) -> io::Result<FileKind> {
-        let file_type = fs::symlink_metadata(self.host_path(path)?)?.file_type();
-        Ok(if file_type.is_symlink() {
-            FileKind::Symlink
-        } else if file_type.is_dir() {
-            FileKind::Dir
-        } else if file_type.is_file() {
-            FileKind::File
-        } else {
-            FileKind::Other
-        })
+        Ok(kind_of(
+            fs::symlink_metadata(self.host_path(path)?)?.file_type(),
+        ))
     }
 
     fn read_link(&self, path: &str) -> io::Result<String> {
@@ -158,6 +185,14 @@ impl Root for DirRoot {
     }
 
     fn read_dir(&self, path: &str) -> io::Result<Vec<String>> {
+        Ok(self
+            .entries(path)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    fn entries(&self, path: &str) -> io::Result<Vec<(String, FileKind)>> {
         let host = self.host_path(path)?;
         if fs::symlink_metadata(&host)?.file_type().is_symlink() {
             return Err(io::Error::new(
@@ -167,15 +202,17 @@ impl Root for DirRoot {
         }
 
         // A name that is not UTF-8 cannot be passed back as a root path,
-        // so it is left out; no package database uses one.
-        let mut names = Vec::new();
+        // so it is left out; no package database uses one. The kind comes
+        // with the listing (no `stat` per entry).
+        let mut entries = Vec::new();
         for entry in fs::read_dir(host)? {
-            if let Ok(name) = entry?.file_name().into_string() {
-                names.push(name);
+            let entry = entry?;
+            if let Ok(name) = entry.file_name().into_string() {
+                entries.push((name, kind_of(entry.file_type()?)));
             }
         }
-        names.sort();
-        Ok(names)
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
     }
 }
 

@@ -14,9 +14,9 @@
 //!   before its next sibling. Two walks of the same tree give the same
 //!   sequence, so that whatever a caller keeps first is the same each time;
 //! - a fault does not end the walk. A directory that cannot be listed, an
-//!   entry that cannot be inspected, or a directory deeper than
-//!   [`MAX_DEPTH`] becomes a warning naming its path, and the walk goes on
-//!   with the rest.
+//!   entry that cannot be inspected, or a directory at the depth limit
+//!   ([`MAX_DEPTH`]) whose entries are left out becomes a warning naming
+//!   its path, and the walk goes on with the rest.
 //!
 //! Hosts have pseudo filesystems at the top of their root (`proc`, `sys`,
 //! `dev`) which hold no packages and can be huge or even endless to list;
@@ -27,7 +27,7 @@ use std::io;
 use crate::root::{FileKind, Root};
 
 /// How many directories deep the walk goes. A directory whose path has
-/// this many components is listed but not read. Real package trees stay
+/// this many components is visited, but its entries are not. Real package trees stay
 /// far below it; a tree nested deeper is most likely made to exhaust the
 /// scanner.
 pub const MAX_DEPTH: usize = 64;
@@ -63,30 +63,22 @@ pub const MAX_DEPTH: usize = 64;
 pub fn walk(root: &dyn Root, skip: &[&str], visit: &mut dyn FnMut(&str, FileKind)) -> Vec<String> {
     let mut warnings = Vec::new();
 
-    // The entries still to visit, with their depth, the next one on top.
-    // A directory's entries are pushed in reverse order when it is
+    // The entries still to visit, with their kind and depth, the next one
+    // on top. A directory's entries are pushed in reverse order when it is
     // visited, so that they come off sorted and before its siblings.
-    let mut pending: Vec<(String, usize)> = Vec::new();
+    let mut pending: Vec<(String, FileKind, usize)> = Vec::new();
     match list(root, "") {
-        Ok(names) => pending.extend(
-            names
+        Ok(entries) => pending.extend(
+            entries
                 .into_iter()
                 .rev()
-                .filter(|name| !skip.contains(&name.as_str()))
-                .map(|name| (name, 1)),
+                .filter(|(name, _)| !skip.contains(&name.as_str()))
+                .map(|(name, kind)| (name, kind, 1)),
         ),
         Err(err) => warnings.push(format!("/: cannot list the root: {err}")),
     }
 
-    while let Some((path, depth)) = pending.pop() {
-        let kind = match root.lstat(&path) {
-            Ok(kind) => kind,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => {
-                warnings.push(format!("{path}: cannot inspect: {err}"));
-                continue;
-            }
-        };
+    while let Some((path, kind, depth)) = pending.pop() {
         visit(&path, kind);
         if kind != FileKind::Dir {
             continue;
@@ -99,11 +91,11 @@ pub fn walk(root: &dyn Root, skip: &[&str], visit: &mut dyn FnMut(&str, FileKind
             continue;
         }
         match list(root, &path) {
-            Ok(names) => pending.extend(
-                names
+            Ok(entries) => pending.extend(
+                entries
                     .into_iter()
                     .rev()
-                    .map(|name| (format!("{path}/{name}"), depth + 1)),
+                    .map(|(name, kind)| (format!("{path}/{name}"), kind, depth + 1)),
             ),
             Err(err) => warnings.push(format!("{path}: cannot list: {err}")),
         }
@@ -111,14 +103,14 @@ pub fn walk(root: &dyn Root, skip: &[&str], visit: &mut dyn FnMut(&str, FileKind
     warnings
 }
 
-/// The names in the directory at `path`, sorted.
-fn list(root: &dyn Root, path: &str) -> io::Result<Vec<String>> {
-    let mut names = root.read_dir(path)?;
+/// The entries of the directory at `path`, sorted by name.
+fn list(root: &dyn Root, path: &str) -> io::Result<Vec<(String, FileKind)>> {
+    let mut entries = root.entries(path)?;
 
     // The trait promises sorted names, but the order of the walk is what
     // makes scans reproducible: it is not left to each implementation.
-    names.sort_unstable();
-    Ok(names)
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
 }
 
 #[cfg(test)]
@@ -263,27 +255,28 @@ mod tests {
     }
 
     // A file removed between the listing and the lstat (a live host) is no
-    // fault; any other failure to inspect an entry is one, naming it.
+    // fault; an entry that cannot be inspected is one: its directory is
+    // reported as unlistable and the walk goes on.
     #[test]
     fn vanished_entry_is_silent_and_uninspectable_one_a_warning() {
-        let root = Faulty {
-            root: MemoryRoot::new()
-                .file("a", "x")
-                .file("b", "x")
-                .file("c", "x"),
+        let vanished = Faulty {
+            root: MemoryRoot::new().file("d/a", "x").file("d/c", "x"),
             unlistable: None,
-            uninspectable: &[
-                ("a", io::ErrorKind::NotFound),
-                ("b", io::ErrorKind::PermissionDenied),
-            ],
+            uninspectable: &[("d/a", io::ErrorKind::NotFound)],
         };
-        let (seen, warnings) = entries(&root, &[]);
-        assert_eq!(seen, ["c File"]);
+        let (seen, warnings) = entries(&vanished, &[]);
+        assert_eq!(seen, ["d Dir", "d/c File"]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+
+        let uninspectable = Faulty {
+            root: MemoryRoot::new().file("d/b", "x").file("e", "x"),
+            unlistable: None,
+            uninspectable: &[("d/b", io::ErrorKind::PermissionDenied)],
+        };
+        let (seen, warnings) = entries(&uninspectable, &[]);
+        assert_eq!(seen, ["d Dir", "e File"]);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(
-            warnings[0].starts_with("b: cannot inspect: "),
-            "{warnings:?}"
-        );
+        assert!(warnings[0].starts_with("d: cannot list: "), "{warnings:?}");
     }
 
     #[test]
