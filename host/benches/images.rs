@@ -143,7 +143,7 @@ fn build(work: &Path) {
     } else {
         let debian = work.join("debian");
         match build_debian(work, &debian) {
-            Ok(_) => {
+            Ok(()) => {
                 println!("image source: mmdebstrap, built now, {}", debian.display());
                 return;
             }
@@ -170,12 +170,7 @@ fn load(dir: &Path) -> Option<BenchImage> {
 
 /// Builds the image under `NAME.partial` and renames it to `dest`, so that
 /// an interrupted build is not taken for a finished one.
-fn save(
-    dest: &Path,
-    description: String,
-    layers: Vec<BuiltLayer>,
-    minbase: Option<oci::Layer>,
-) -> BenchImage {
+fn save(dest: &Path, description: String, layers: Vec<BuiltLayer>, minbase: Option<oci::Layer>) {
     let partial = dest.with_extension("partial");
     let _ = fs::remove_dir_all(&partial);
     let layout = partial.join("layout");
@@ -201,12 +196,11 @@ fn save(
     let json = serde_json::to_vec_pretty(&image).unwrap();
     fs::write(partial.join("image.json"), json).unwrap();
     fs::rename(&partial, dest).unwrap();
-    image
 }
 
 /// Builds three root filesystems with mmdebstrap, each with more packages
 /// than the last, and makes a layer of each one's changes.
-fn build_debian(work: &Path, dest: &Path) -> Result<BenchImage, String> {
+fn build_debian(work: &Path, dest: &Path) -> Result<(), String> {
     let found = Command::new("mmdebstrap")
         .arg("--version")
         .stdout(Stdio::null())
@@ -252,9 +246,9 @@ fn build_debian(work: &Path, dest: &Path) -> Result<BenchImage, String> {
         UPPER_LAYERS[0],
         UPPER_LAYERS.join(",")
     );
-    let image = save(dest, description, layers, Some(minbase));
+    save(dest, description, layers, Some(minbase));
     fs::remove_dir_all(&roots).unwrap();
-    Ok(image)
+    Ok(())
 }
 
 fn mmdebstrap(include: Option<&str>, tree: &Path) -> Result<(), String> {
@@ -290,7 +284,7 @@ fn mmdebstrap(include: Option<&str>, tree: &Path) -> Result<(), String> {
 
 /// Layers of this machine's `/usr` beneath a top layer holding the minbase
 /// fixture: its os-release and its dpkg status.
-fn build_synthetic(dest: &Path) -> BenchImage {
+fn build_synthetic(dest: &Path) {
     let mut layers = Vec::new();
     for (dirs, budget) in SYNTHETIC_LAYERS {
         eprintln!("writing a layer of {}", dirs.join(", "));

@@ -93,7 +93,10 @@ fn reloads(dir: &Path) {
         let mut bytes = component.clone();
         bytes.extend_from_slice(&[0, note.len() as u8 + 1, note.len() as u8]);
         bytes.extend_from_slice(note.as_bytes());
-        let digest = format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let digest = format!(
+            "sha256:{:x}",
+            <sha2::Sha256 as sha2::Digest>::digest(&bytes)
+        );
 
         let written = Instant::now();
         std::fs::write(&file, &bytes).unwrap();
