@@ -376,3 +376,69 @@ fn a_decompression_bomb_stays_within_the_memory_cap_and_the_host_goes_on() {
     assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
     assert_eq!(outcome.packages.len(), 96);
 }
+
+// A layer blob that is a symlink to a file outside the layout: it must not
+// be read, and nothing of that file may reach the output.
+#[test]
+fn a_blob_symlinked_out_of_the_layout_is_refused_without_quoting_it() {
+    let (layout, image) = debian_layout(&[]);
+    let secret = layout.path().with_extension("secret");
+    std::fs::write(&secret, "SECRET-TOKEN-1234 outside the layout\n".repeat(40)).unwrap();
+    let blob = blob_path(layout.path(), &image.layers[0]);
+    std::fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink(&secret, &blob).unwrap();
+
+    let output = scan(layout.path(), &[]);
+    std::fs::remove_file(&secret).unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("symlink"), "{stderr}");
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+}
+
+// A FIFO where a blob should be: opening it must not block the scan.
+#[test]
+fn a_fifo_in_place_of_a_blob_fails_at_once() {
+    let (layout, image) = debian_layout(&[]);
+    let blob = blob_path(layout.path(), &image.layers[0]);
+    std::fs::remove_file(&blob).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&blob)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let output = support::scanhost()
+        .args(["scan", "--scan-timeout", "60s"])
+        .arg(layout.path())
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}
+
+// A layout whose images differ only after a ':' in the reference name is
+// selected by the whole reference.
+#[test]
+fn a_full_reference_with_colons_selects_the_image() {
+    let (layout, _) = debian_layout(&[]);
+    let alpine = write_image(
+        layout.path(),
+        "example.test/alpine:3.20",
+        &[layer(&[Entry::File(
+            "etc/os-release",
+            b"ID=alpine\nVERSION_ID=3.20.3\n",
+        )])],
+    );
+    let arg = format!("{}:example.test/alpine:3.20", layout.path().display());
+
+    let doc = document(&support::scanhost().args(["scan", &arg]).output().unwrap());
+
+    assert_eq!(
+        doc["metadata"]["component"]["version"],
+        alpine.manifest.as_str()
+    );
+}

@@ -127,3 +127,25 @@ fn unreadable_input_exits_2_naming_the_path() {
         "{stderr}"
     );
 }
+
+// A FIFO where the dpkg database should be: the plugin must not block in
+// open(), where no deadline reaches it; the scan goes on with a warning.
+#[test]
+fn a_fifo_in_place_of_a_database_does_not_block_the_scan() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+    let fifo = root.path().join("var/lib/dpkg/status");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let output = scan(root.path(), &["--scan-timeout", "60s"]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}

@@ -94,7 +94,7 @@ struct ScanArgs {
     plugin_dir: Option<PathBuf>,
 
     /// How long one plugin may scan, e.g. `30s` or `10m`.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = positive_duration)]
     scan_timeout: Duration,
 
     /// Memory one plugin instance may use, e.g. `512MiB`.
@@ -297,24 +297,22 @@ enum Input {
     },
 }
 
-/// Reads `PATH`, `PATH:TAG` or `PATH@DIGEST`. The path as given wins, so
-/// a path with `:` in its name is still read as a path.
+/// Reads `PATH`, `PATH:SELECTOR` or `PATH@DIGEST`. The path as given wins,
+/// so a path with `:` in its name is still read as a path; otherwise the
+/// first `:` or `@` after which the path exists splits off the selector,
+/// which may itself hold `:` (`layout:example.test/app:1.0`).
 fn scan_input(arg: &str) -> anyhow::Result<Input> {
     let whole = Path::new(arg);
     if whole.exists() {
         return classify(whole, None);
     }
     let split = arg
-        .rsplit_once('@')
-        .or_else(|| arg.rsplit_once(':'))
-        .filter(|(path, selector)| !selector.is_empty() && Path::new(path).exists());
+        .match_indices([':', '@'])
+        .map(|(at, _)| (&arg[..at], &arg[at + 1..]))
+        .find(|(path, selector)| !selector.is_empty() && Path::new(path).exists());
     match split {
         Some((path, selector)) => classify(Path::new(path), Some(selector.to_string())),
-        None => {
-            // Let the error of the whole path name it.
-            std::fs::metadata(whole).with_context(|| format!("cannot scan {arg}"))?;
-            anyhow::bail!("cannot scan {arg}")
-        }
+        None => anyhow::bail!("cannot scan {arg}: no such file or directory"),
     }
 }
 
@@ -322,7 +320,11 @@ fn classify(path: &Path, selector: Option<String>) -> anyhow::Result<Input> {
     let canonical = path
         .canonicalize()
         .with_context(|| format!("cannot scan {}", path.display()))?;
-    let is_layout = canonical.is_file() || canonical.join("oci-layout").is_file();
+    // A directory with an index.json is meant as a layout even without
+    // its oci-layout file: opening it says what is missing.
+    let is_layout = canonical.is_file()
+        || canonical.join("oci-layout").exists()
+        || canonical.join("index.json").exists();
     if is_layout {
         return Ok(Input::Layout {
             path: canonical,
@@ -340,6 +342,14 @@ fn classify(path: &Path, selector: Option<String>) -> anyhow::Result<Input> {
     }
     std::fs::read_dir(&canonical).with_context(|| format!("cannot scan {}", path.display()))?;
     Ok(Input::Root(canonical))
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be more than 0".to_string()),
+        Ok(d) => Ok(d),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 fn parse_platform(text: &str) -> Result<Platform, String> {

@@ -13,6 +13,9 @@ use scanhost_image::oci::{Descriptor, Index};
 
 use super::{BlobStore, ContentError, Digest};
 
+/// The largest `index.json` read.
+const MAX_INDEX: u64 = 16 << 20;
+
 /// The annotation that names an image in a layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -60,7 +63,15 @@ impl OciLayout {
             if !path.join("oci-layout").is_file() {
                 return Err(invalid("no oci-layout file".to_string()));
             }
-            let bytes = std::fs::read(path.join("index.json")).map_err(io_error)?;
+            let mut bytes = Vec::new();
+            open_regular(&path.join("index.json"))
+                .and_then(|file| file.take(MAX_INDEX + 1).read_to_end(&mut bytes))
+                .map_err(io_error)?;
+            if bytes.len() as u64 > MAX_INDEX {
+                return Err(invalid(format!(
+                    "index.json is larger than {MAX_INDEX} bytes"
+                )));
+            }
             (Kind::Dir, bytes)
         } else {
             // The tar reader's own message quotes the file's first bytes.
@@ -163,11 +174,14 @@ impl BlobStore for OciLayout {
     fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send>, ContentError> {
         let name = Self::blob_path(digest);
         match &self.kind {
-            Kind::Dir => match File::open(self.path.join(&name)) {
+            Kind::Dir => match open_regular(&self.path.join(&name)) {
                 Ok(file) => Ok(Box::new(file)),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound {
                     digest: digest.to_string(),
                 }),
+                Err(err) if err.kind() == io::ErrorKind::InvalidInput => {
+                    Err(ContentError::invalid(digest, err.to_string()))
+                }
                 Err(err) => Err(ContentError::io(digest, err)),
             },
             Kind::Archive(entries) => {
@@ -175,13 +189,43 @@ impl BlobStore for OciLayout {
                     digest: digest.to_string(),
                 })?;
                 let mut file =
-                    File::open(&self.path).map_err(|err| ContentError::io(digest, err))?;
+                    open_regular(&self.path).map_err(|err| ContentError::io(digest, err))?;
                 file.seek(SeekFrom::Start(offset))
                     .map_err(|err| ContentError::io(digest, err))?;
                 Ok(Box::new(file.take(size)))
             }
         }
     }
+}
+
+/// Opens `path` for reading when it is a regular file, and only then: a
+/// symlink is not followed (it could lead out of the layout, and a blob's
+/// bytes end up quoted in errors and logs), and a FIFO or device is
+/// refused without blocking in `open`.
+fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|err| {
+            if err.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is a symlink, not a regular file", path.display()),
+                )
+            } else {
+                err
+            }
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 /// The name `index.json` gives the image, if any.
@@ -198,7 +242,7 @@ fn tag_of(name: &str) -> Option<&str> {
 
 /// Lists the regular files of the tar at `path`: name -> (offset, size).
 fn index_archive(path: &Path) -> io::Result<HashMap<String, (u64, u64)>> {
-    let mut archive = tar::Archive::new(File::open(path)?);
+    let mut archive = tar::Archive::new(open_regular(path)?);
     let mut entries = HashMap::new();
     for entry in archive.entries_with_seek()? {
         let entry = entry?;
@@ -213,7 +257,13 @@ fn index_archive(path: &Path) -> io::Result<HashMap<String, (u64, u64)>> {
 }
 
 fn read_range(path: &Path, offset: u64, size: u64) -> io::Result<Vec<u8>> {
-    let mut file = File::open(path)?;
+    if size > MAX_INDEX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("index.json is larger than {MAX_INDEX} bytes"),
+        ));
+    }
+    let mut file = open_regular(path)?;
     file.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
     file.take(size).read_to_end(&mut bytes)?;

@@ -174,11 +174,20 @@ impl Root for DirRoot {
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
         let host = self.host_path(path)?;
 
-        // `fs::read` follows a final symlink; refuse one instead.
-        if fs::symlink_metadata(&host)?.file_type().is_symlink() {
+        // `fs::read` follows a final symlink; refuse one instead. And only
+        // a regular file is opened: opening a FIFO would block the scan in
+        // a system call, where no deadline reaches it.
+        let file_type = fs::symlink_metadata(&host)?.file_type();
+        if file_type.is_symlink() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{path}: is a symlink, resolve it first"),
+            ));
+        }
+        if !file_type.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{path}: not a regular file"),
             ));
         }
         fs::read(host)

@@ -70,10 +70,14 @@ fn scan_image(image: &ImageTarget) -> Result<Report, ScanError> {
         let stream = open_layer(&layer.digest, diff_id).map_err(content_failure)?;
         let mut reader = LayerReader::new(stream);
         if let Err(err) = overlay.apply_layer(&layer.digest, &mut reader) {
-            return Err(reader
-                .take_error()
-                .map(content_failure)
-                .unwrap_or_else(|| ScanError::Fatal(err.to_string())));
+            // A content error says why reading stopped; otherwise the blob
+            // is checked against its digests before its tar is blamed, so
+            // that a wrong blob is reported as such.
+            if let Some(content) = reader.take_error() {
+                return Err(content_failure(content));
+            }
+            reader.finish().map_err(content_failure)?;
+            return Err(ScanError::Fatal(err.to_string()));
         }
         reader.finish().map_err(content_failure)?;
     }

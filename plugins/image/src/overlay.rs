@@ -96,7 +96,8 @@ pub enum LayerError {
     Corrupt {
         /// The digest of the layer.
         digest: String,
-        /// The fault, as the tar reader put it.
+        /// The fault, as the tar reader put it, without the bytes of the
+        /// layer it may quote.
         reason: String,
     },
     /// The reader given for the layer failed. `source` is its error,
@@ -110,6 +111,22 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The tar reader's message up to the point where it starts quoting the
+/// input (a field's bytes, an entry's name): a layer is untrusted, and its
+/// bytes must not reach logs and APIs through an error message.
+fn without_content(message: &str) -> String {
+    let cut = [" `", " when getting", ": "]
+        .iter()
+        .filter_map(|marker| message.find(marker))
+        .min()
+        .unwrap_or(message.len());
+    message[..cut]
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect()
 }
 
 impl Overlay {
@@ -151,7 +168,7 @@ impl Overlay {
             } else {
                 LayerError::Corrupt {
                     digest: layer_digest.to_string(),
-                    reason: err.to_string(),
+                    reason: without_content(&err.to_string()),
                 }
             });
         }

@@ -92,11 +92,13 @@ fn scan_image(image: &ImageTarget) -> Result<Report, ScanError> {
         let mut reader = LayerReader::new(stream);
         if let Err(err) = overlay.apply_layer(&layer.digest, &mut reader) {
             // The host's own error says best whether a retry can help;
-            // without one, the tar itself is broken.
-            return Err(match reader.take_failure() {
-                Some(failure) => content_failure(failure),
-                None => ScanError::Fatal(err.to_string()),
-            });
+            // without one, the blob is checked against its digests before
+            // its tar is blamed.
+            if let Some(failure) = reader.take_failure() {
+                return Err(content_failure(failure));
+            }
+            reader.finish().map_err(content_failure)?;
+            return Err(ScanError::Fatal(err.to_string()));
         }
 
         // Until the host has checked the digests of the whole layer, what
