@@ -70,6 +70,9 @@ pub struct WorkloadView {
 }
 
 fn rfc3339(time: SystemTime) -> String {
+    // humantime writes years up to 9999 only, and panics beyond.
+    const YEAR_10000: std::time::Duration = std::time::Duration::from_secs(253_402_300_800);
+    let time = time.min(SystemTime::UNIX_EPOCH + YEAR_10000 - std::time::Duration::from_secs(1));
     humantime::format_rfc3339_seconds(time).to_string()
 }
 

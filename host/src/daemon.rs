@@ -26,6 +26,12 @@ use crate::workload::{Kind, Status, Workload, WorkloadId};
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    if config.sources.containerd.is_some() {
+        anyhow::bail!(
+            "sources.containerd: containerd is not supported by this version yet; \
+             remove the table, or use [[sources.oci_layout]]"
+        );
+    }
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
             "cannot create state directory {}",

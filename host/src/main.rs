@@ -119,10 +119,24 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("scanhost: {err:#}");
+            eprintln!("scanhost: {}", report(&err));
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// `err` and its causes on one line. Many errors already quote their cause
+/// in their own message: a cause said already is not said again.
+fn report(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn init_logging(filter: &str) {

@@ -38,6 +38,12 @@ use serde::Deserialize;
 use self::location::Document;
 use self::values::{count, duration, size};
 
+/// The most scans that may run at once.
+const MAX_WORKERS: usize = 256;
+
+/// The longest time any duration key may hold: a year.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Why a configuration could not be loaded.
 ///
 /// Every variant displays as one line that starts with the file and, when
@@ -100,8 +106,6 @@ pub struct Config {
     pub output: OutputConfig,
     /// Table `[api]`.
     pub api: ApiConfig,
-    /// Table `[cache]`.
-    pub cache: CacheConfig,
 }
 
 /// `[scan]`: how scans run and how failed ones are retried.
@@ -218,15 +222,6 @@ pub struct ApiConfig {
     pub listen: String,
 }
 
-/// `[cache]`: the cache of compiled plugin components.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields, expecting = "the [cache] table")]
-pub struct CacheConfig {
-    /// Size the cache is kept under, in bytes. Default 256 MiB.
-    #[serde(deserialize_with = "size")]
-    pub max_size: u64,
-}
-
 const MIB: u64 = 1024 * 1024;
 
 impl Default for Config {
@@ -238,7 +233,6 @@ impl Default for Config {
             sources: SourcesConfig::default(),
             output: OutputConfig::default(),
             api: ApiConfig::default(),
-            cache: CacheConfig::default(),
         }
     }
 }
@@ -290,14 +284,6 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             listen: "127.0.0.1:7878".to_owned(),
-        }
-    }
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            max_size: 256 * MIB,
         }
     }
 }
@@ -360,6 +346,29 @@ impl Config {
         let scan = &self.scan;
         if scan.workers == 0 {
             return Err(document.invalid("scan.workers", "must be at least 1"));
+        }
+        if scan.workers > MAX_WORKERS {
+            let message = format!("must be at most {MAX_WORKERS}");
+            return Err(document.invalid("scan.workers", &message));
+        }
+
+        // Times beyond these are mistakes, and a time far in the future
+        // cannot be written as a date.
+        let durations = [
+            ("scan.scan_timeout", scan.scan_timeout),
+            ("scan.base_backoff", scan.base_backoff),
+            ("scan.max_backoff", scan.max_backoff),
+            ("scan.shutdown_timeout", scan.shutdown_timeout),
+            ("sources.host.interval", self.sources.host.interval),
+        ];
+        for (key, value) in durations {
+            if value > MAX_DURATION {
+                let message = format!(
+                    "must be at most {}",
+                    humantime::format_duration(MAX_DURATION)
+                );
+                return Err(document.invalid(key, &message));
+            }
         }
         if scan.scan_timeout.is_zero() {
             return Err(document.invalid("scan.scan_timeout", "must be positive"));

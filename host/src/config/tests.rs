@@ -58,8 +58,6 @@ fn full_file_sets_every_field() {
         dir = "/srv/sboms"
         [api]
         listen = "[::1]:9000"
-        [cache]
-        max_size = 1000
     "#;
     let expected = Config {
         state_dir: "/srv/scanhost".into(),
@@ -102,7 +100,6 @@ fn full_file_sets_every_field() {
         api: ApiConfig {
             listen: "[::1]:9000".into(),
         },
-        cache: CacheConfig { max_size: 1000 },
     };
     let config = parse(text).unwrap();
     assert_eq!(config, expected);
@@ -121,8 +118,8 @@ fn durations_in_seconds_and_compound_units() {
 // "MiB" must be binary (1024 * 1024), not decimal.
 #[test]
 fn size_in_mebibytes() {
-    let config = parse("[cache]\nmax_size = \"64MiB\"\n").unwrap();
-    assert_eq!(config.cache.max_size, 64 * 1024 * 1024);
+    let config = parse("[scan]\nmax_memory = \"64MiB\"\n").unwrap();
+    assert_eq!(config.scan.max_memory, 64 * 1024 * 1024);
 }
 
 // A misspelt top-level key must be an error naming it and its line.
@@ -423,4 +420,26 @@ fn example_file_matches_the_defaults() {
     expected.sources.containerd = Some(ContainerdSource::default());
     expected.output.dir = Some("examples/../target/scanhost-example/sboms".into());
     assert_eq!(config, expected);
+}
+
+// Huge values once made the agent abort allocating workers, or panic
+// writing a retry's date: they are refused with the key.
+#[test]
+fn absurd_workers_and_durations_are_refused() {
+    let err = Config::parse("[scan]\nworkers = 100000000000\n", Path::new("c.toml")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("scan.workers: must be at most 256"),
+        "{err}"
+    );
+    let err = Config::parse(
+        "[scan]\nbase_backoff = \"9999999years\"\n",
+        Path::new("c.toml"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("scan.base_backoff: must be at most"),
+        "{err}"
+    );
 }

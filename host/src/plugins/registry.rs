@@ -106,8 +106,8 @@ impl Registry {
 pub fn load_shipped(runtime: &Runtime) -> (Vec<Arc<Plugin>>, Vec<LoadError>) {
     let mut plugins = Vec::new();
     let mut refused = Vec::new();
-    for (_, bytes) in SHIPPED {
-        match runtime.load(Origin::Shipped, bytes) {
+    for (name, bytes) in SHIPPED {
+        match runtime.load(Origin::Shipped(name), bytes) {
             Ok(plugin) => plugins.push(Arc::new(plugin)),
             Err(err) => refused.push(err),
         }

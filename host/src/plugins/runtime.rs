@@ -53,8 +53,8 @@ impl Default for Limits {
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    /// Embedded in the scanhost binary.
-    Shipped,
+    /// Embedded in the scanhost binary, by crate name.
+    Shipped(&'static str),
     /// A file in the plugin directory.
     File(PathBuf),
 }
@@ -62,7 +62,7 @@ pub enum Origin {
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Origin::Shipped => f.write_str("shipped"),
+            Origin::Shipped(name) => write!(f, "shipped plugin {name}"),
             Origin::File(path) => write!(f, "{}", path.display()),
         }
     }

@@ -36,9 +36,16 @@ impl Outcome {
 
 /// Why nothing could scan a target.
 #[derive(Debug, thiserror::Error)]
-#[error("no loaded plugin scans {kind:?} targets")]
+#[error("no loaded plugin scans {} targets", kind_name(*kind))]
 pub struct NoPlugin {
     pub kind: crate::plugins::TargetKind,
+}
+
+fn kind_name(kind: crate::plugins::TargetKind) -> &'static str {
+    match kind {
+        crate::plugins::TargetKind::Host => "host",
+        crate::plugins::TargetKind::ContainerImage => "container-image",
+    }
 }
 
 /// Scans `target` with every plugin of its kind, one after the other.

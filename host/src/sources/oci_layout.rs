@@ -1,7 +1,7 @@
 //! The OCI layout source: the images listed in a layout's `index.json`.
 //!
-//! The layout directory is watched (with its blobs); every change, after a
-//! short debounce, resyncs: each image listed is identified (its config
+//! The layout directory is watched (with its blobs) and read again every
+//! `RESYNC` in any case; every change, after a short debounce, resyncs: each image listed is identified (its config
 //! digest is its workload id) and its reference set in the store; every
 //! reference this layout held that is no longer listed is unset, which
 //! removes an image once its last reference is gone. An image whose
@@ -25,27 +25,15 @@ use crate::workload::{Kind, Origin, WorkloadId};
 /// many steps.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// How often the layout is read even without a change seen, which also
+/// catches what a watch misses (a layout deleted and made again).
+const RESYNC: Duration = Duration::from_secs(10);
+
 /// Keeps the store in step with the layout at `path` until `shutdown`.
 pub async fn run(store: Arc<Store>, path: PathBuf, mut shutdown: watch::Receiver<bool>) {
     let (tx, mut changes) = mpsc::unbounded_channel();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = tx.send(());
-        }
-    });
-    let _watcher = match watcher.and_then(|mut w| {
-        w.watch(&path, RecursiveMode::Recursive)?;
-        Ok(w)
-    }) {
-        Ok(watcher) => Some(watcher),
-        Err(err) => {
-            tracing::warn!(
-                layout = %path.display(),
-                "cannot watch the layout, it is read at start only: {err}"
-            );
-            None
-        }
-    };
+    let mut watched = Watched::new(&path, tx.clone());
+    let mut rescan = tokio::time::interval(RESYNC);
 
     resync_blocking(&store, &path).await;
     loop {
@@ -53,11 +41,66 @@ pub async fn run(store: Arc<Store>, path: PathBuf, mut shutdown: watch::Receiver
             Some(()) = changes.recv() => {
                 tokio::time::sleep(DEBOUNCE).await;
                 while changes.try_recv().is_ok() {}
-                resync_blocking(&store, &path).await;
+            }
+            _ = rescan.tick() => {
+                // A layout removed and made again, or missing at start, is
+                // watched anew once it is there.
+                if watched.is_stale(&path) {
+                    watched = Watched::new(&path, tx.clone());
+                }
             }
             _ = shutdown.changed() => return,
         }
+        resync_blocking(&store, &path).await;
     }
+}
+
+/// The watch on a layout directory, and which directory it is on.
+struct Watched {
+    _watcher: Option<notify::RecommendedWatcher>,
+    /// (device, inode) of the directory watched; none when none is.
+    identity: Option<(u64, u64)>,
+}
+
+impl Watched {
+    fn new(path: &Path, tx: mpsc::UnboundedSender<()>) -> Self {
+        let identity = identity(path);
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok() {
+                let _ = tx.send(());
+            }
+        })
+        .and_then(|mut w| {
+            w.watch(path, RecursiveMode::Recursive)?;
+            Ok(w)
+        });
+        match watcher {
+            Ok(watcher) => Self {
+                _watcher: Some(watcher),
+                identity,
+            },
+            Err(err) => {
+                tracing::warn!(
+                    layout = %path.display(),
+                    "cannot watch the layout, it is read every {}s: {err}",
+                    RESYNC.as_secs()
+                );
+                Self {
+                    _watcher: None,
+                    identity: None,
+                }
+            }
+        }
+    }
+
+    fn is_stale(&self, path: &Path) -> bool {
+        self.identity.is_none() || self.identity != identity(path)
+    }
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 async fn resync_blocking(store: &Arc<Store>, path: &Path) {
