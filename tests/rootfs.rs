@@ -149,3 +149,28 @@ fn a_fifo_in_place_of_a_database_does_not_block_the_scan() {
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("not a regular file"), "{stderr}");
 }
+
+// A second start must load the compiled plugins from the cache, not
+// compile them again.
+#[test]
+fn a_second_run_does_not_recompile_the_plugins() {
+    let cache = tempfile::tempdir().unwrap();
+    let root = fixtures().join("debian-bookworm-minbase");
+    let cache_arg = cache.path().to_str().unwrap();
+
+    let first = scan(&root, &["--cache-dir", cache_arg]);
+    let second = scan(&root, &["--cache-dir", cache_arg]);
+
+    let loaded = |output: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|l| l.contains("plugin loaded"))
+            .map(str::to_string)
+            .collect()
+    };
+    let (first, second) = (loaded(&first), loaded(&second));
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.iter().all(|l| l.contains("compiled=true")), "{first:?}");
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(second.iter().all(|l| l.contains("compiled=false")), "{second:?}");
+}
