@@ -170,7 +170,13 @@ fn a_second_run_does_not_recompile_the_plugins() {
     };
     let (first, second) = (loaded(&first), loaded(&second));
     assert_eq!(first.len(), 2, "{first:?}");
-    assert!(first.iter().all(|l| l.contains("compiled=true")), "{first:?}");
+    assert!(
+        first.iter().all(|l| l.contains("compiled=true")),
+        "{first:?}"
+    );
     assert_eq!(second.len(), 2, "{second:?}");
-    assert!(second.iter().all(|l| l.contains("compiled=false")), "{second:?}");
+    assert!(
+        second.iter().all(|l| l.contains("compiled=false")),
+        "{second:?}"
+    );
 }

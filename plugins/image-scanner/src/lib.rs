@@ -1,33 +1,26 @@
 //! The `image-scanner` plugin: the packages installed in a container image.
 //!
 //! The host serves the image's blobs through the `content` import, already
-//! decompressed and checked against their digests. This plugin chooses the
-//! manifest for the platform, reads the config, applies the layers from
-//! bottom to top with overlay semantics (keeping only the files the
-//! analyzers read), and runs the analyzers on the result.
+//! decompressed and checked against their digests. This plugin reads the
+//! image through that import with [`read_image`] (which chooses the
+//! manifest for the platform, reads the config and applies the layers from
+//! bottom to top with overlay semantics, keeping only the files the
+//! analyzers read), then runs the analyzers on the result.
 //!
 //! Failures map to the contract as the host expects: a blob that is not
 //! there yet is retryable, a corrupt or unsupported image is fatal.
 
-mod layer_reader;
-
 wit_bindgen::generate!({ world: "scanner", path: "../../wit" });
 
 use exports::scanhost::plugin::plugin::Guest;
-use scanhost::plugin::content::{ContentError, open_layer, read_blob};
+use scanhost::plugin::content::{self, ContentError, LayerReader};
 use scanhost::plugin::log::{Level, log};
 use scanhost::plugin::types::{
     Description, ImageTarget, Location, OsInfo, Package, Report, ScanError, Target, TargetKind,
 };
 use scanhost_analyzers::{analyze, resolve as resolve_path, wanted};
 use scanhost_image::oci::Platform;
-use scanhost_image::overlay::Overlay;
-use scanhost_image::{ResolveError, resolve};
-
-use layer_reader::LayerReader;
-
-/// The largest index, manifest or config read.
-const MAX_DOCUMENT: u64 = 4 << 20;
+use scanhost_image::{Content, ImageError, LayerStream, read_image};
 
 struct ImageScanner;
 
@@ -56,31 +49,11 @@ fn scan_image(image: &ImageTarget) -> Result<Report, ScanError> {
         architecture: image.platform.architecture.clone(),
         variant: image.platform.variant.clone(),
     };
-    let resolved = resolve(&image.digest, &platform, |digest| {
-        read_blob(digest, MAX_DOCUMENT)
-    })
-    .map_err(|err| match err {
-        ResolveError::Fetch { source, .. } => content_failure(source),
-        other => ScanError::Fatal(other.to_string()),
-    })?;
-
-    let mut overlay = Overlay::new(wanted);
-    let layers = resolved.manifest.layers.iter();
-    for (layer, diff_id) in layers.zip(&resolved.config.diff_ids) {
-        let stream = open_layer(&layer.digest, diff_id).map_err(content_failure)?;
-        let mut reader = LayerReader::new(stream);
-        if let Err(err) = overlay.apply_layer(&layer.digest, &mut reader) {
-            // A content error says why reading stopped; otherwise the blob
-            // is checked against its digests before its tar is blamed, so
-            // that a wrong blob is reported as such.
-            if let Some(content) = reader.take_error() {
-                return Err(content_failure(content));
-            }
-            reader.finish().map_err(content_failure)?;
-            return Err(ScanError::Fatal(err.to_string()));
-        }
-        reader.finish().map_err(content_failure)?;
-    }
+    let (_, overlay) =
+        read_image(&Host, &image.digest, &platform, wanted).map_err(|err| match err {
+            ImageError::Content(err) => content_failure(err),
+            ImageError::Invalid(reason) => ScanError::Fatal(reason),
+        })?;
     for warning in overlay.warnings() {
         log(Level::Warn, warning);
     }
@@ -121,6 +94,38 @@ fn scan_image(image: &ImageTarget) -> Result<Report, ScanError> {
         }),
         packages,
     })
+}
+
+/// The `content` import, as [`read_image`] reads an image through it.
+struct Host;
+
+impl Content for Host {
+    type Error = ContentError;
+    type Layer = LayerReader;
+
+    fn read_blob(&self, digest: &str, max: u64) -> Result<Vec<u8>, ContentError> {
+        content::read_blob(digest, max)
+    }
+
+    fn open_layer(&self, digest: &str, diff_id: &str) -> Result<LayerReader, ContentError> {
+        content::open_layer(digest, diff_id)
+    }
+}
+
+impl LayerStream for LayerReader {
+    type Error = ContentError;
+
+    fn read(&mut self, len: u64) -> Result<Vec<u8>, ContentError> {
+        LayerReader::read(self, len)
+    }
+
+    fn skip(&mut self, len: u64) -> Result<u64, ContentError> {
+        LayerReader::skip(self, len)
+    }
+
+    fn finish(&mut self) -> Result<(), ContentError> {
+        LayerReader::finish(self)
+    }
 }
 
 /// A blob that is not there yet, or a read that failed, can succeed later;

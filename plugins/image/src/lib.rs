@@ -3,13 +3,13 @@
 //!
 //! The crate is plain Rust with no I/O of its own, compiled natively for
 //! the host (which reads indexes of image layouts) and for `wasm32-wasip2`
-//! for the image-scanner plugin (which uses all of it). Blobs come from a
-//! function the caller passes and layers from a reader it opens, so the
-//! same code serves both.
+//! for the image plugins (which use all of it). Blobs come from the
+//! caller, as a function or through the [`Content`] trait, so the same
+//! code serves both.
 //!
 //! # Design
 //!
-//! Scanning an image takes three steps, one module each:
+//! Reading an image takes three steps, one module each:
 //!
 //! 1. [`oci`] parses the JSON documents: index (Docker manifest list),
 //!    manifest and config, in the OCI and Docker formats. It knows nothing
@@ -30,6 +30,14 @@
 //!    copied into the plugin. The result implements
 //!    [`scanhost_analyzers::Root`], which is all the analyzers need.
 //!
+//! [`read_image`] puts the three together for a plugin. The plugin gives
+//! the image's content as a [`Content`] (in practice its bindings of the
+//! `content` import, behind a few lines of adapter) and gets back the
+//! resolved image and its root, or an [`ImageError`] that keeps an error
+//! of the content (which the plugin maps to retryable or fatal) apart from
+//! a fault of the image itself. It also fixes which error wins when a
+//! layer fails, so that every plugin reports the same cause.
+//!
 //! Faults that leave the result usable (an entry climbing out of the root,
 //! a malformed whiteout) are warnings, each naming the layer and the path;
 //! only an unusable document or an unreadable tar is an error.
@@ -37,29 +45,48 @@
 //! # Example
 //!
 //! ```no_run
-//! # fn fetch(digest: &str) -> Result<Vec<u8>, std::io::Error> { todo!() }
-//! # fn open_layer(digest: &str) -> std::io::Cursor<Vec<u8>> { todo!() }
+//! # use scanhost_image::{Content, LayerStream};
+//! # struct Layout;
+//! # struct Layer;
+//! # impl Content for Layout {
+//! #     type Error = std::io::Error;
+//! #     type Layer = Layer;
+//! #     fn read_blob(&self, _: &str, _: u64) -> std::io::Result<Vec<u8>> { todo!() }
+//! #     fn open_layer(&self, _: &str, _: &str) -> std::io::Result<Layer> { todo!() }
+//! # }
+//! # impl LayerStream for Layer {
+//! #     type Error = std::io::Error;
+//! #     fn read(&mut self, _: u64) -> std::io::Result<Vec<u8>> { todo!() }
+//! #     fn skip(&mut self, _: u64) -> std::io::Result<u64> { todo!() }
+//! #     fn finish(&mut self) -> std::io::Result<()> { todo!() }
+//! # }
+//! # let layout = Layout;
 //! use scanhost_image::oci::Platform;
-//! use scanhost_image::overlay::Overlay;
-//! use scanhost_image::resolve;
+//! use scanhost_image::{ImageError, read_image};
 //!
 //! let platform = Platform {
 //!     os: "linux".to_string(),
 //!     architecture: "amd64".to_string(),
 //!     variant: None,
 //! };
-//! let image = resolve("sha256:0123abcd", &platform, fetch)?;
-//! let mut overlay = Overlay::new(scanhost_analyzers::wanted);
-//! for layer in &image.manifest.layers {
-//!     overlay.apply_layer(&layer.digest, open_layer(&layer.digest))?;
+//! // `layout` is a `Content`; the example of `read_image` implements one.
+//! match read_image(&layout, "sha256:0123abcd", &platform, scanhost_analyzers::wanted) {
+//!     Ok((_, root)) => {
+//!         let inventory = scanhost_analyzers::analyze(&root);
+//!     }
+//!     // Only the content's own error says whether a retry can help.
+//!     Err(ImageError::Content(err)) => eprintln!("cannot read the image: {err}"),
+//!     Err(ImageError::Invalid(reason)) => eprintln!("unusable image: {reason}"),
 //! }
-//! let inventory = scanhost_analyzers::analyze(&overlay);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod content;
 pub mod oci;
 pub mod overlay;
 mod platform;
+mod read;
 mod resolve;
 
+pub use content::{Content, LayerStream};
+pub use read::{ImageError, MAX_DOCUMENT, read_image};
 pub use resolve::{ResolveError, Resolved, resolve};

@@ -4,7 +4,9 @@
 //! It is an example of a scanhost plugin built outside the scanhost
 //! repository's workspace, against the WIT contract in `wit/` and the
 //! plugin libraries `scanhost-analyzers` (the [`Root`] trait and its
-//! walk) and `scanhost-image` (image documents and the layer overlay).
+//! walk) and `scanhost-image` ([`read_image`], which reads an image
+//! through the `content` import once the plugin has implemented its
+//! [`Content`] trait over the bindings).
 //!
 //! Both kinds of target end in the same search, [`installed::find`], over
 //! a different [`Root`]:
@@ -21,33 +23,28 @@
 //! read, as fatal when it is corrupt.
 //!
 //! [`Root`]: scanhost_analyzers::Root
+//! [`Overlay`]: scanhost_image::overlay::Overlay
 
 mod installed;
-mod layer_reader;
 mod metadata;
 
 wit_bindgen::generate!({ world: "scanner", path: "../../../wit" });
 
 use exports::scanhost::plugin::plugin::Guest;
-use scanhost::plugin::content::{ContentError, open_layer, read_blob};
+use scanhost::plugin::content::{self, ContentError, LayerReader};
 use scanhost::plugin::log::{Level, log};
 use scanhost::plugin::types::{
     Description, ImageTarget, Location, Package, Report, ScanError, Target, TargetKind,
 };
 use scanhost_analyzers::DirRoot;
 use scanhost_image::oci::Platform;
-use scanhost_image::overlay::Overlay;
-use scanhost_image::{ResolveError, resolve};
+use scanhost_image::{Content, ImageError, LayerStream, read_image};
 
 use installed::Found;
-use layer_reader::LayerReader;
 
 /// The top-level directories of a host that are not walked: kernel pseudo
 /// filesystems, with no packages and entries without end.
 const HOST_SKIP: [&str; 3] = ["proc", "sys", "dev"];
-
-/// The largest index, manifest or config read.
-const MAX_DOCUMENT: u64 = 4 << 20;
 
 struct PythonPackages;
 
@@ -77,34 +74,11 @@ fn scan_image(image: &ImageTarget) -> Result<Report, ScanError> {
         architecture: image.platform.architecture.clone(),
         variant: image.platform.variant.clone(),
     };
-    let resolved = resolve(&image.digest, &platform, |digest| {
-        read_blob(digest, MAX_DOCUMENT)
-    })
-    .map_err(|err| match err {
-        ResolveError::Fetch { source, .. } => content_failure(source),
-        other => ScanError::Fatal(other.to_string()),
-    })?;
-
-    let mut overlay = Overlay::new(installed::is_metadata);
-    let diff_ids = &resolved.config.diff_ids;
-    for (layer, diff_id) in resolved.manifest.layers.iter().zip(diff_ids) {
-        let stream = open_layer(&layer.digest, diff_id).map_err(content_failure)?;
-        let mut reader = LayerReader::new(stream);
-        if let Err(err) = overlay.apply_layer(&layer.digest, &mut reader) {
-            // The host's own error says best whether a retry can help;
-            // without one, the blob is checked against its digests before
-            // its tar is blamed.
-            if let Some(failure) = reader.take_failure() {
-                return Err(content_failure(failure));
-            }
-            reader.finish().map_err(content_failure)?;
-            return Err(ScanError::Fatal(err.to_string()));
-        }
-
-        // Until the host has checked the digests of the whole layer, what
-        // was read from it cannot be trusted.
-        reader.finish().map_err(content_failure)?;
-    }
+    let (_, overlay) = read_image(&Host, &image.digest, &platform, installed::is_metadata)
+        .map_err(|err| match err {
+            ImageError::Content(failure) => content_failure(failure),
+            ImageError::Invalid(reason) => ScanError::Fatal(reason),
+        })?;
     for warning in overlay.warnings() {
         log(Level::Warn, warning);
     }
@@ -141,6 +115,38 @@ fn report(found: Found, layer_of: impl Fn(&str) -> Option<String>) -> Report {
         })
         .collect();
     Report { os: None, packages }
+}
+
+/// The `content` import, through which [`read_image`] reads an image.
+struct Host;
+
+impl Content for Host {
+    type Error = ContentError;
+    type Layer = LayerReader;
+
+    fn read_blob(&self, digest: &str, max: u64) -> Result<Vec<u8>, ContentError> {
+        content::read_blob(digest, max)
+    }
+
+    fn open_layer(&self, digest: &str, diff_id: &str) -> Result<LayerReader, ContentError> {
+        content::open_layer(digest, diff_id)
+    }
+}
+
+impl LayerStream for LayerReader {
+    type Error = ContentError;
+
+    fn read(&mut self, len: u64) -> Result<Vec<u8>, ContentError> {
+        LayerReader::read(self, len)
+    }
+
+    fn skip(&mut self, len: u64) -> Result<u64, ContentError> {
+        LayerReader::skip(self, len)
+    }
+
+    fn finish(&mut self) -> Result<(), ContentError> {
+        LayerReader::finish(self)
+    }
 }
 
 /// The scan error for a failure of the `content` import: content that is

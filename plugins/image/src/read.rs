@@ -1,0 +1,389 @@
+//! An image read whole through a [`Content`]: resolved for a platform, and
+//! its layers applied to an [`Overlay`].
+//!
+//! This is what every image scanner does before it analyzes anything, with
+//! the one decision only the caller can make left to it: whether a failure
+//! of the content is worth a retry. [`ImageError`] therefore keeps the
+//! content's own error apart from a fault of the image.
+//!
+//! Each layer is opened, applied, and then finished, so that its digests
+//! are checked: nothing read from a layer counts until then. When applying
+//! fails, the cause is found in this order:
+//! 1. an error of the content that stopped reading (the blob went
+//!    missing, a digest did not match on the way) is the cause;
+//! 2. otherwise the layer is finished first, and a failure there is the
+//!    cause: a wrong blob is reported as such, not as the corrupt tar it
+//!    looks like;
+//! 3. only then is the tar itself blamed.
+
+use std::fmt;
+
+use crate::content::{Content, StreamReader};
+use crate::oci::Platform;
+use crate::overlay::Overlay;
+use crate::resolve::{ResolveError, Resolved, resolve};
+
+/// The most bytes read of an index, a manifest or a config.
+pub const MAX_DOCUMENT: u64 = 4 << 20;
+
+/// Why an image could not be read.
+#[derive(Debug)]
+pub enum ImageError<E> {
+    /// The content failed: a blob not there, one that could not be read,
+    /// one that does not match its digest. The error is the content's own,
+    /// unchanged, for the caller to tell whether a retry can help.
+    Content(E),
+    /// The image itself is unusable: a document that is not valid, no
+    /// manifest for the platform, a layer that is not a valid tar. The
+    /// message names the digest of what is wrong.
+    Invalid(String),
+}
+
+impl<E: fmt::Display> fmt::Display for ImageError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageError::Content(err) => err.fmt(f),
+            ImageError::Invalid(message) => f.write_str(message),
+        }
+    }
+}
+
+// Written by hand, as for `ResolveError`: a content error need only be
+// `Display`. A content error is shown as it is, so its source is the
+// content error's source.
+impl<E: std::error::Error + 'static> std::error::Error for ImageError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ImageError::Content(err) => err.source(),
+            ImageError::Invalid(_) => None,
+        }
+    }
+}
+
+/// Reads the image named by `digest` from `content`: its manifest and
+/// config for `platform` (see [`resolve()`]), and its root filesystem,
+/// with the regular files whose path `wanted` accepts (see
+/// [`Overlay::new`]).
+///
+/// Documents are read with [`Content::read_blob`], at most
+/// [`MAX_DOCUMENT`] bytes each, and the layers are opened bottom first,
+/// each with its diff_id. Every layer is finished, and so checked against
+/// its digests, before the next is opened. The faults the overlay handled
+/// are in [`Overlay::warnings`].
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::io;
+///
+/// use scanhost_analyzers::Root;
+/// use scanhost_image::oci::Platform;
+/// use scanhost_image::{Content, LayerStream, read_image};
+///
+/// /// Blobs in memory. Their digests are not checked: they are trusted.
+/// struct Blobs(HashMap<&'static str, Vec<u8>>);
+/// struct Layer(Vec<u8>);
+///
+/// impl Content for Blobs {
+///     type Error = io::Error;
+///     type Layer = Layer;
+///     fn read_blob(&self, digest: &str, max: u64) -> io::Result<Vec<u8>> {
+///         let blob = self.0.get(digest).ok_or(io::ErrorKind::NotFound)?;
+///         if blob.len() as u64 > max {
+///             return Err(io::Error::other(format!("{digest}: over {max} bytes")));
+///         }
+///         Ok(blob.clone())
+///     }
+///     fn open_layer(&self, digest: &str, _diff_id: &str) -> io::Result<Layer> {
+///         self.read_blob(digest, u64::MAX).map(Layer)
+///     }
+/// }
+///
+/// impl LayerStream for Layer {
+///     type Error = io::Error;
+///     fn read(&mut self, len: u64) -> io::Result<Vec<u8>> {
+///         let n = self.0.len().min(len as usize);
+///         Ok(self.0.drain(..n).collect())
+///     }
+///     fn skip(&mut self, len: u64) -> io::Result<u64> {
+///         Ok(self.read(len)?.len() as u64)
+///     }
+///     fn finish(&mut self) -> io::Result<()> {
+///         Ok(())
+///     }
+/// }
+///
+/// let mut layer = tar::Builder::new(Vec::new());
+/// let mut header = tar::Header::new_gnu();
+/// header.set_size(10);
+/// layer.append_data(&mut header, "etc/os-release", &b"ID=alpine\n"[..])?;
+///
+/// let blobs = Blobs(HashMap::from([
+///     ("sha256:m", br#"{"config": {"digest": "sha256:c", "size": 1},
+///                      "layers": [{"digest": "sha256:l", "size": 1}]}"#.to_vec()),
+///     ("sha256:c", br#"{"rootfs": {"diff_ids": ["sha256:d"]}}"#.to_vec()),
+///     ("sha256:l", layer.into_inner()?),
+/// ]));
+/// let platform = Platform {
+///     os: "linux".to_string(),
+///     architecture: "amd64".to_string(),
+///     variant: None,
+/// };
+/// let (_, root) = read_image(&blobs, "sha256:m", &platform, |path| {
+///     path == "etc/os-release"
+/// })?;
+/// assert_eq!(root.read("etc/os-release")?, b"ID=alpine\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_image<C: Content>(
+    content: &C,
+    digest: &str,
+    platform: &Platform,
+    wanted: fn(&str) -> bool,
+) -> Result<(Resolved, Overlay), ImageError<C::Error>> {
+    let resolved = resolve(digest, platform, |digest| {
+        content.read_blob(digest, MAX_DOCUMENT)
+    })
+    .map_err(|err| match err {
+        ResolveError::Fetch { source, .. } => ImageError::Content(source),
+        other => ImageError::Invalid(other.to_string()),
+    })?;
+
+    let mut overlay = Overlay::new(wanted);
+    let layers = resolved.manifest.layers.iter();
+    for (layer, diff_id) in layers.zip(&resolved.config.diff_ids) {
+        let stream = content
+            .open_layer(&layer.digest, diff_id)
+            .map_err(ImageError::Content)?;
+        let mut reader = StreamReader::new(stream);
+        if let Err(err) = overlay.apply_layer(&layer.digest, &mut reader) {
+            // The order of the module documentation: the content error
+            // that stopped reading, then the digests, then the tar.
+            if let Some(content_error) = reader.take_error() {
+                return Err(ImageError::Content(content_error));
+            }
+            reader.finish().map_err(ImageError::Content)?;
+            return Err(ImageError::Invalid(err.to_string()));
+        }
+        reader.finish().map_err(ImageError::Content)?;
+    }
+    Ok((resolved, overlay))
+}
+
+#[cfg(test)]
+mod tests {
+    use scanhost_analyzers::Root;
+
+    use super::*;
+    use crate::content::memory::{Memory, MemoryError};
+    use crate::oci;
+
+    /// The tests' `wanted`: every path without `junk` in it.
+    fn wanted(path: &str) -> bool {
+        !path.contains("junk")
+    }
+
+    fn linux_amd64() -> Platform {
+        Platform {
+            os: "linux".to_string(),
+            architecture: "amd64".to_string(),
+            variant: None,
+        }
+    }
+
+    /// A layer tar of regular files, `(path, contents)`.
+    fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, contents) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(contents.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, path, *contents).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// The manifest `sha256:m` and its config `sha256:c` for `layers`,
+    /// the n-th at `sha256:lN` (from 1), stored in `memory` with the
+    /// layers.
+    fn store_image(memory: &mut Memory, layers: Vec<Vec<u8>>) {
+        let digests: Vec<String> = (1..=layers.len()).map(|n| format!("sha256:l{n}")).collect();
+        let descriptors: Vec<String> = digests
+            .iter()
+            .map(|d| format!(r#"{{"digest": "{d}", "size": 1}}"#))
+            .collect();
+        let diff_ids: Vec<String> = (1..=layers.len())
+            .map(|n| format!(r#""sha256:d{n}""#))
+            .collect();
+        let manifest = format!(
+            r#"{{"mediaType": "{}", "config": {{"digest": "sha256:c", "size": 1}},
+                "layers": [{}]}}"#,
+            oci::OCI_MANIFEST,
+            descriptors.join(", ")
+        );
+        let config = format!(r#"{{"rootfs": {{"diff_ids": [{}]}}}}"#, diff_ids.join(", "));
+
+        let blobs = &mut memory.blobs;
+        blobs.insert("sha256:m".to_string(), manifest.into_bytes());
+        blobs.insert("sha256:c".to_string(), config.into_bytes());
+        blobs.extend(digests.into_iter().zip(layers));
+    }
+
+    fn read(memory: &Memory) -> Result<(Resolved, Overlay), ImageError<MemoryError>> {
+        read_image(memory, "sha256:m", &linux_amd64(), wanted)
+    }
+
+    fn text(overlay: &Overlay, path: &str) -> String {
+        String::from_utf8(overlay.read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_two_layer_image_is_read_and_every_layer_finished() {
+        let mut memory = Memory::default();
+        store_image(
+            &mut memory,
+            vec![
+                tar(&[("etc/os-release", b"ID=debian\n"), ("etc/motd", b"old")]),
+                tar(&[("etc/motd", b"new"), ("junk/big", &[7; 4096])]),
+            ],
+        );
+
+        let (resolved, overlay) = read(&memory).unwrap();
+        assert_eq!(resolved.manifest_digest, "sha256:m");
+        assert_eq!(resolved.config.diff_ids, ["sha256:d1", "sha256:d2"]);
+        assert_eq!(text(&overlay, "etc/os-release"), "ID=debian\n");
+        assert_eq!(text(&overlay, "etc/motd"), "new");
+        assert_eq!(overlay.layer_of("etc/os-release"), Some("sha256:l1"));
+        assert_eq!(overlay.layer_of("etc/motd"), Some("sha256:l2"));
+        assert!(overlay.read("junk/big").is_err());
+        assert_eq!(memory.counts.finishes.get(), 2);
+    }
+
+    #[test]
+    fn a_missing_layer_blob_is_a_content_error() {
+        let mut memory = Memory::default();
+        store_image(&mut memory, vec![tar(&[("a", b"a")]), tar(&[("b", b"b")])]);
+        memory.blobs.remove("sha256:l2");
+
+        let err = read(&memory).unwrap_err();
+        let ImageError::Content(content) = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(content, &MemoryError::NotFound("sha256:l2".to_string()));
+        assert_eq!(err.to_string(), "blob sha256:l2 not found");
+        // The layer below was read and checked before.
+        assert_eq!(memory.counts.finishes.get(), 1);
+    }
+
+    #[test]
+    fn a_missing_document_is_a_content_error() {
+        let mut memory = Memory::default();
+        store_image(&mut memory, vec![tar(&[("a", b"a")])]);
+        memory.blobs.remove("sha256:c");
+
+        let err = read(&memory).unwrap_err();
+        assert!(
+            matches!(&err, ImageError::Content(MemoryError::NotFound(d)) if d == "sha256:c"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_document_that_is_not_valid_is_invalid() {
+        let mut memory = Memory::default();
+        store_image(&mut memory, vec![tar(&[("a", b"a")])]);
+        memory
+            .blobs
+            .insert("sha256:c".to_string(), b"not json".to_vec());
+
+        let err = read(&memory).unwrap_err();
+        let ImageError::Invalid(message) = &err else {
+            panic!("{err}");
+        };
+        assert!(message.starts_with("sha256:c: not JSON"), "{message}");
+    }
+
+    #[test]
+    fn a_document_over_the_limit_is_refused_by_the_content() {
+        let mut memory = Memory::default();
+        store_image(&mut memory, vec![tar(&[("a", b"a")])]);
+        let mut config = memory.blobs["sha256:c"].clone();
+        config.resize(MAX_DOCUMENT as usize + 1, b' ');
+        memory.blobs.insert("sha256:c".to_string(), config);
+
+        let err = read(&memory).unwrap_err();
+        assert!(
+            matches!(&err, ImageError::Content(MemoryError::Invalid(_))),
+            "{err}"
+        );
+    }
+
+    // A corrupt tar whose blob fails its digests must be reported as the mismatch, not the tar.
+    #[test]
+    fn a_corrupt_tar_that_fails_its_digests_is_the_content_error() {
+        let mut memory = Memory::default();
+        store_image(&mut memory, vec![b"garbage ".repeat(128)]);
+        memory.mismatched.insert("sha256:l1".to_string());
+
+        let err = read(&memory).unwrap_err();
+        assert_eq!(err.to_string(), "layer sha256:l1 does not match its digest");
+        assert!(
+            matches!(&err, ImageError::Content(MemoryError::Invalid(_))),
+            "{err:?}"
+        );
+        assert_eq!(memory.counts.finishes.get(), 1);
+    }
+
+    #[test]
+    fn a_corrupt_tar_that_passes_its_digests_is_invalid() {
+        let mut memory = Memory::default();
+        store_image(&mut memory, vec![b"garbage ".repeat(128)]);
+
+        let err = read(&memory).unwrap_err();
+        let ImageError::Invalid(message) = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            message.starts_with("layer sha256:l1: not a valid tar: "),
+            "{message}"
+        );
+        assert_eq!(memory.counts.finishes.get(), 1);
+    }
+
+    // A blob that vanishes while read must be that content error, not a tar fault nor `finish`'s.
+    #[test]
+    fn a_content_error_while_reading_comes_before_finish_and_the_tar() {
+        let mut memory = Memory::default();
+        store_image(&mut memory, vec![tar(&[("a", b"a")])]);
+        memory.vanishing.insert("sha256:l1".to_string());
+        memory.mismatched.insert("sha256:l1".to_string());
+
+        let err = read(&memory).unwrap_err();
+        assert!(
+            matches!(&err, ImageError::Content(MemoryError::NotFound(d)) if d == "sha256:l1"),
+            "{err:?}"
+        );
+        assert_eq!(memory.counts.finishes.get(), 0);
+    }
+
+    // The data of files not kept must be skipped on the content's side, not read.
+    #[test]
+    fn the_data_of_files_not_kept_is_skipped_not_read() {
+        let mut memory = Memory::default();
+        let big = vec![1; 5 << 20];
+        store_image(
+            &mut memory,
+            vec![tar(&[
+                ("junk/big", &big),
+                ("etc/os-release", b"ID=debian\n"),
+                ("junk/more", &big),
+            ])],
+        );
+
+        let (_, overlay) = read(&memory).unwrap();
+        assert_eq!(text(&overlay, "etc/os-release"), "ID=debian\n");
+        let counts = &memory.counts;
+        assert!(counts.skips.get() >= 2, "{counts:?}");
+        assert!(counts.skipped.get() >= 2 * (4 << 20), "{counts:?}");
+        assert!(counts.read.get() <= 3 << 20, "{counts:?}");
+    }
+}
