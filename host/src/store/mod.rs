@@ -34,6 +34,9 @@ use tracing::{debug, info, warn};
 
 use crate::workload::{Kind, Origin, Status, Workload, WorkloadId};
 
+/// The most of the database file redb keeps in memory.
+const CACHE_SIZE: usize = 16 << 20;
+
 /// Workload id -> the workload, as JSON.
 const WORKLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("workloads");
 
@@ -275,10 +278,16 @@ impl Store {
                 source,
             })?;
         }
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        // redb caches up to 1 GiB of pages by default; documents are read
+        // rarely (the API, a restart), so a small cache is enough and keeps
+        // the agent's memory flat as documents accumulate.
+        let db = Database::builder()
+            .set_cache_size(CACHE_SIZE)
+            .create(path)
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
         let memory = load(&db).map_err(|source| StoreError::Load {
             path: path.to_owned(),
             source,
