@@ -41,7 +41,7 @@ pub async fn run(context: Arc<Context>) {
 }
 
 /// The result of one attempt, before the queue has its say.
-struct Result {
+struct Attempted {
     attempt: Attempt,
     /// On success: the document and its status.
     success: Option<(Vec<u8>, Status)>,
@@ -140,8 +140,8 @@ fn record(context: &Context, id: &WorkloadId, status: Status) {
     }
 }
 
-fn attempt(context: &Context, workload: &Workload) -> Result {
-    let failure = |attempt, reason: String| Result {
+fn attempt(context: &Context, workload: &Workload) -> Attempted {
+    let failure = |attempt, reason: String| Attempted {
         attempt,
         success: None,
         reason,
@@ -200,7 +200,7 @@ fn attempt(context: &Context, workload: &Workload) -> Result {
             .collect(),
         failed_plugins: outcome.failures.iter().map(|f| f.plugin.clone()).collect(),
     };
-    Result {
+    Attempted {
         attempt: Attempt::Success,
         packages: outcome.packages.len(),
         success: Some((document, status)),
@@ -209,7 +209,7 @@ fn attempt(context: &Context, workload: &Workload) -> Result {
 }
 
 /// How to read `workload`: from the origin of its first reference.
-fn target_of(workload: &Workload) -> std::result::Result<Target, ContentError> {
+fn target_of(workload: &Workload) -> Result<Target, ContentError> {
     let references: Vec<String> = workload.references.keys().cloned().collect();
     let origin = workload
         .references
