@@ -113,9 +113,11 @@ fn build_components(dir: &Path, packages: &[&str], target_dir: &Path) {
         .unwrap_or_else(|err| panic!("cannot run cargo to build the plugins: {err}"));
     if !status.success() {
         panic!(
-            "building the plugins for {TARGET} failed ({status}); if the target is \
-             missing, run `rustup toolchain install` in the repository (it reads \
-             rust-toolchain.toml) or `rustup target add {TARGET}`"
+            "building the components in {} for {TARGET} failed ({status}): see the \
+             compiler's messages above; if they say the target is missing, run \
+             `rustup toolchain install` in the repository (it reads \
+             rust-toolchain.toml) or `rustup target add {TARGET}`",
+            dir.display()
         );
     }
 }

@@ -47,15 +47,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_memory: config.scan.max_memory,
     };
     let cache_dir = config.state_dir.join("compiled");
-    let plugin_dir = config.plugins.dir.clone().filter(|dir| {
-        let exists = dir.is_dir();
-        if !exists {
+    // Made absolute once: the watch reports absolute paths, and a file
+    // must have one name whether it was loaded at start or on a change.
+    let plugin_dir = config.plugins.dir.as_ref().and_then(|dir| {
+        let canonical = dir.canonicalize().ok().filter(|d| d.is_dir());
+        if canonical.is_none() {
             tracing::warn!(
                 dir = %dir.display(),
                 "plugin directory missing (plugins.dir): only shipped plugins are loaded"
             );
         }
-        exists
+        canonical
     });
     let watched_dir = plugin_dir.clone();
     let (runtime, plugins) = tokio::task::spawn_blocking(move || {

@@ -136,15 +136,18 @@ impl LivePlugins {
         let origin = super::Origin::File(path.to_path_buf());
         match runtime.load(origin, &bytes) {
             Ok(plugin) => {
-                self.files.lock().expect("plugin files lock").insert(
+                let previous = self.files.lock().expect("plugin files lock").insert(
                     path.to_path_buf(),
                     FileState {
                         plugin: Some(Arc::new(plugin)),
-                        tried: digest,
+                        tried: digest.clone(),
                         error: None,
                     },
                 );
-                true
+                // The bytes that served before a refused version came back:
+                // the refusal is cleared, the plugins are the same.
+                let serving = previous.and_then(|state| state.plugin);
+                serving.is_none_or(|p| p.digest != digest)
             }
             Err(err) => {
                 self.refuse(path, &digest, &err.to_string());
