@@ -283,6 +283,12 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(code));
     }
 
+    if outcome.os.is_none() && outcome.packages.is_empty() {
+        tracing::warn!(
+            target = args.path,
+            "found no operating system and no package: is this the root of a filesystem or an image?"
+        );
+    }
     tracing::info!(
         target = args.path,
         packages = outcome.packages.len(),
