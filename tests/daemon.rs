@@ -207,6 +207,13 @@ fn a_missing_layer_is_retried_with_backoff_until_it_appears_and_removal_stops_it
         doc["metadata"]["component"]["name"],
         "example.test/debian:12"
     );
+    let host_doc: Value =
+        serde_json::from_slice(&std::fs::read(daemon.output.join("host.cdx.json")).unwrap())
+            .unwrap();
+    support::validate_cyclonedx(&[
+        ("image from the agent", &doc),
+        ("host from the agent", &host_doc),
+    ]);
     let attempts_after_success = daemon.log_lines(&id, "scan failed").len();
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(
