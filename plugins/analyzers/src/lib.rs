@@ -60,6 +60,7 @@ mod walk;
 #[cfg(test)]
 mod memory_root;
 
+pub use purl::Purl;
 pub use root::{DirRoot, FileKind, Root, resolve};
 pub use walk::{MAX_DEPTH, walk};
 

@@ -14,13 +14,14 @@
 //!   left out, since the specification treats it as absent.
 //!
 //! This module only writes purls; nothing in the analyzers parses them.
+//! Plugins with analyzers of their own build their purls with it too.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// A package URL under construction; [`fmt::Display`] writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Purl {
+pub struct Purl {
     /// A purl type such as `deb`: lowercase ASCII letters only.
     ty: &'static str,
     namespace: String,
@@ -31,7 +32,9 @@ pub(crate) struct Purl {
 }
 
 impl Purl {
-    pub(crate) fn new(ty: &'static str, namespace: &str, name: &str, version: &str) -> Self {
+    /// A purl of type `ty` (lowercase ASCII letters); an empty namespace
+    /// is left out.
+    pub fn new(ty: &'static str, namespace: &str, name: &str, version: &str) -> Self {
         Purl {
             ty,
             namespace: namespace.to_lowercase(),
@@ -42,7 +45,7 @@ impl Purl {
     }
 
     /// Adds the qualifier `key=value`, unless the value is missing or empty.
-    pub(crate) fn qualifier(mut self, key: &'static str, value: Option<&str>) -> Self {
+    pub fn qualifier(mut self, key: &'static str, value: Option<&str>) -> Self {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
             self.qualifiers.insert(key, value.to_string());
         }

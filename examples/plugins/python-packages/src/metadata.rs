@@ -22,6 +22,8 @@
 //! run of `-`, `_` and `.` made one `-`, so that `Foo.Bar_baz` and
 //! `foo-bar-baz` are the same distribution. The purl uses that form.
 
+use scanhost_analyzers::Purl;
+
 /// The fields of one distribution's metadata that the plugin reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metadata {
@@ -36,11 +38,7 @@ pub struct Metadata {
 impl Metadata {
     /// The package URL, `pkg:pypi/<normalised name>@<version>`.
     pub fn purl(&self) -> String {
-        format!(
-            "pkg:pypi/{}@{}",
-            Encoded(&normalize(&self.name)),
-            Encoded(&self.version)
-        )
+        Purl::new("pypi", "", &normalize(&self.name), &self.version).to_string()
     }
 }
 
@@ -126,24 +124,6 @@ pub fn normalize(name: &str) -> String {
         }
     }
     normalized
-}
-
-/// Writes a purl component percent-encoded: every byte of its UTF-8 form
-/// but ASCII letters, digits and `.-_~` is written `%XX`, so that a local
-/// version `2.1.0+cpu` becomes `2.1.0%2Bcpu`.
-struct Encoded<'a>(&'a str);
-
-impl std::fmt::Display for Encoded<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for &byte in self.0.as_bytes() {
-            if byte.is_ascii_alphanumeric() || b".-_~".contains(&byte) {
-                write!(f, "{}", byte as char)?;
-            } else {
-                write!(f, "%{byte:02X}")?;
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
