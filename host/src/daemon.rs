@@ -32,6 +32,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
              remove the table, or use [[sources.oci_layout]]"
         );
     }
+    // Bound first: an address in use is found before anything is loaded.
+    let listener = match config.api_listen() {
+        Some(addr) => Some((
+            addr,
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (api.listen)"))?,
+        )),
+        None => None,
+    };
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
             "cannot create state directory {}",
@@ -133,10 +143,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ));
     }
 
-    if let Some(addr) = config.api_listen() {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (api.listen)"))?;
+    if let Some((addr, listener)) = listener {
         let app = api::router(Arc::new(Api {
             store: store.clone(),
             queue: queue.clone(),
