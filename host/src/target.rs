@@ -14,8 +14,9 @@ use scanhost_image::{ResolveError, resolve};
 use crate::content::{self, BlobStore, ContentError, Digest};
 use crate::plugins::TargetKind;
 
-/// The largest index, manifest or config the host reads.
-pub const MAX_DOCUMENT: u64 = 4 << 20;
+/// The largest index, manifest or config the host reads: the plugins'
+/// limit too.
+pub use scanhost_image::MAX_DOCUMENT;
 
 /// One thing to scan, as the host knows it.
 #[derive(Clone)]
