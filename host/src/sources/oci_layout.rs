@@ -1,12 +1,13 @@
 //! The OCI layout source: the images listed in a layout's `index.json`.
 //!
 //! The layout directory is watched (with its blobs) and read again every
-//! `RESYNC` in any case; every change, after a short debounce, resyncs: each image listed is identified (its config
+//! `RESYNC` in any case; every change, after a short debounce, resyncs:
+//! each image listed under a new name or digest is identified (its config
 //! digest is its workload id) and its reference set in the store; every
 //! reference this layout held that is no longer listed is unset, which
 //! removes an image once its last reference is gone. An image whose
 //! manifest or config cannot be read yet is skipped with a warning and
-//! picked up by a later change.
+//! picked up by a later resync.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,6 +119,12 @@ pub fn resync(store: &Store, path: &Path) {
         }
     };
 
+    // What the store already knows from this layout: a reference whose
+    // image digest has not changed keeps its workload without its
+    // manifest and config being read again at every resync.
+    let ours = |origin: &Origin| matches!(origin, Origin::OciLayout { path: p, .. } if p == path);
+    let known = store.references_where(ours);
+
     let mut listed = std::collections::HashSet::new();
     for image in layout.images() {
         let reference = match ref_name(image) {
@@ -125,6 +132,19 @@ pub fn resync(store: &Store, path: &Path) {
             None => format!("{}@{}", path.display(), image.digest),
         };
         listed.insert(reference.clone());
+        let origin = Origin::OciLayout {
+            path: path.to_path_buf(),
+            digest: image.digest.clone(),
+        };
+        let unchanged = known.iter().any(|(r, id)| {
+            r == &reference
+                && store
+                    .get(id)
+                    .is_some_and(|w| w.references.get(&reference) == Some(&origin))
+        });
+        if unchanged {
+            continue;
+        }
 
         let identified = Digest::parse(&image.digest)
             .map_err(|err| err.to_string())
@@ -139,17 +159,12 @@ pub fn resync(store: &Store, path: &Path) {
                 continue;
             }
         };
-        let origin = Origin::OciLayout {
-            path: path.to_path_buf(),
-            digest: image.digest.clone(),
-        };
         if let Err(err) = store.set_reference(&id, Kind::ContainerImage, &reference, origin) {
             tracing::error!(reference, "cannot store the image: {err}");
         }
     }
 
-    let ours = |origin: &Origin| matches!(origin, Origin::OciLayout { path: p, .. } if p == path);
-    for (reference, _) in store.references_where(ours) {
+    for (reference, _) in known {
         if !listed.contains(&reference)
             && let Err(err) = store.unset_reference(&reference)
         {
