@@ -139,12 +139,40 @@ fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<
     }
 }
 
+/// A file of the Debian minbase fixture.
+fn minbase(path: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join("debian-bookworm-minbase").join(path)).unwrap()
+}
+
+/// A host root under `dir` holding the minbase os-release and database.
+fn minbase_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    for path in ["usr/lib/os-release", "var/lib/dpkg/status"] {
+        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+        std::fs::write(root.join(path), minbase(path)).unwrap();
+    }
+    root
+}
+
+/// Makes the layout list no image, as removing the last one does.
+fn empty_index(layout: &Path) {
+    std::fs::create_dir_all(layout).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+}
+
 /// A Debian image of two layers; the upper layer holds the database.
 fn two_layer_image(layout: &Path, name: &str) -> Image {
-    let os_release =
-        std::fs::read(fixtures().join("debian-bookworm-minbase/usr/lib/os-release")).unwrap();
-    let status =
-        std::fs::read(fixtures().join("debian-bookworm-minbase/var/lib/dpkg/status")).unwrap();
+    let os_release = minbase("usr/lib/os-release");
+    let status = minbase("var/lib/dpkg/status");
     let lower = layer(&[Entry::File("etc/os-release", &os_release)]);
     let upper = layer(&[Entry::File("var/lib/dpkg/status", &status)]);
     write_image(layout, name, &[lower, upper])
@@ -238,11 +266,7 @@ fn a_missing_layer_is_retried_with_backoff_until_it_appears_and_removal_stops_it
     );
 
     // Removed from index.json: the workload and its document go at once.
-    std::fs::write(
-        layout.join("index.json"),
-        br#"{"schemaVersion": 2, "manifests": []}"#,
-    )
-    .unwrap();
+    empty_index(&layout);
     wait_for("removal", Duration::from_secs(10), || {
         daemon.workload(&id).is_none().then_some(())
     });
@@ -265,11 +289,7 @@ fn removing_an_image_stops_its_retries_at_once() {
         daemon.workload(&id).filter(|w| w["status"] == "failed")
     });
 
-    std::fs::write(
-        layout.join("index.json"),
-        br#"{"schemaVersion": 2, "manifests": []}"#,
-    )
-    .unwrap();
+    empty_index(&layout);
     wait_for("removal", Duration::from_secs(10), || {
         daemon.workload(&id).is_none().then_some(())
     });
@@ -293,13 +313,11 @@ fn removing_an_image_stops_its_retries_at_once() {
 fn sigkill_loses_no_finished_result_and_unfinished_work_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
+    let os_release = minbase("usr/lib/os-release");
+    let status = minbase("var/lib/dpkg/status");
     let mut images = Vec::new();
     for i in 0..150 {
         // Each image differs by a file, so each has its own id.
-        let os_release =
-            std::fs::read(fixtures().join("debian-bookworm-minbase/usr/lib/os-release")).unwrap();
-        let status =
-            std::fs::read(fixtures().join("debian-bookworm-minbase/var/lib/dpkg/status")).unwrap();
         let marker = format!("{i}");
         let l = layer(&[
             Entry::File("etc/os-release", &os_release),
@@ -413,15 +431,7 @@ fn host_document_tools(daemon: &Daemon) -> Vec<(String, String)> {
 /// A host root: the minbase database and one installed Python
 /// distribution.
 fn root_with_python(dir: &Path) -> PathBuf {
-    let root = dir.join("root");
-    for path in ["usr/lib/os-release", "var/lib/dpkg/status"] {
-        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
-        std::fs::copy(
-            fixtures().join("debian-bookworm-minbase").join(path),
-            root.join(path),
-        )
-        .unwrap();
-    }
+    let root = minbase_root(dir);
     let dist = root.join("usr/lib/python3/dist-packages/requests-2.31.0.dist-info");
     std::fs::create_dir_all(&dist).unwrap();
     std::fs::write(
@@ -549,17 +559,7 @@ fn a_plugin_dropped_in_is_loaded_reloaded_refused_and_unloaded_while_the_agent_r
 fn a_plugin_that_fails_for_good_is_recorded_and_the_others_packages_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
-    std::fs::create_dir(&layout).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("index.json"),
-        br#"{"schemaVersion":2,"manifests":[]}"#,
-    )
-    .unwrap();
+    empty_index(&layout);
     let plugin_dir = dir.path().join("plugins");
     std::fs::create_dir(&plugin_dir).unwrap();
     std::fs::copy(
@@ -569,15 +569,7 @@ fn a_plugin_that_fails_for_good_is_recorded_and_the_others_packages_are_kept() {
     .unwrap();
 
     // The host root: the minbase database, and a fault for the plugin.
-    let root = dir.path().join("root");
-    for path in ["usr/lib/os-release", "var/lib/dpkg/status"] {
-        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
-        std::fs::copy(
-            fixtures().join("debian-bookworm-minbase").join(path),
-            root.join(path),
-        )
-        .unwrap();
-    }
+    let root = minbase_root(dir.path());
     std::fs::write(root.join("fault"), "trap").unwrap();
     let config_extra = format!("[plugins]\ndir = \"{}\"", plugin_dir.display());
     let daemon = start_with_root(dir.path(), &layout, &config_extra, &root);
