@@ -26,6 +26,7 @@ use scanhost::store::Store;
 use scanhost::workload::{Kind, Origin, PluginVersion, Status, WorkloadId};
 use serde_json::Value;
 
+mod measure;
 #[allow(dead_code)]
 #[path = "../../tests/support/oci.rs"]
 mod oci;
@@ -363,7 +364,7 @@ fn write_configs(dir: &Path) -> (DaemonConfig, DaemonConfig) {
 
     let config = |name: &str, layout: &str| {
         let path = dir.join(name);
-        let listen = format!("127.0.0.1:{}", free_port());
+        let listen = format!("127.0.0.1:{}", measure::free_port());
         let text = format!(
             r#"state_dir = "state"
 [scan]
@@ -408,14 +409,6 @@ fn write_images(layout: &Path) -> Vec<String> {
             oci::write_image(layout, &name, &[layer]).config
         })
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running `scanhost run`, stopped by its pid.
@@ -474,19 +467,13 @@ impl Daemon {
         let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
         assert_eq!(sent, 0, "cannot signal the daemon");
 
-        // wait4 rather than Child::wait, for the rusage of this child alone.
-        let mut status = 0;
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: the child has not been reaped; wait4 writes into the
-        // status and the rusage it is given.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        assert!(reaped > 0, "wait4 failed");
+        let (success, peak_kib) = measure::reap(&child);
         assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            success,
             "the daemon did not stop cleanly:\n{}",
             self.log_tail()
         );
-        (usage.ru_maxrss, hwm_kib)
+        (peak_kib, hwm_kib)
     }
 
     /// The last lines of the daemon's log, for a failure message: the

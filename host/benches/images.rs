@@ -38,6 +38,7 @@ use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod measure;
 #[allow(dead_code)]
 #[path = "../../tests/support/oci.rs"]
 mod oci;
@@ -653,18 +654,9 @@ fn run_scan(target: &str, cache: &Path) -> Scan {
         .spawn()
         .unwrap();
 
-    // wait4 rather than Child::wait, for the rusage of this child alone.
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the child has not been reaped; wait4 writes into the status
-    // and the rusage it is given.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let (success, peak_kib) = measure::reap(&child);
     let elapsed = started.elapsed();
-    assert!(pid > 0, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "scanhost scan {target} failed"
-    );
+    assert!(success, "scanhost scan {target} failed");
 
     let doc: serde_json::Value =
         serde_json::from_reader(io::BufReader::new(reopen(stdout))).unwrap();
@@ -687,7 +679,7 @@ fn run_scan(target: &str, cache: &Path) -> Scan {
         });
     Scan {
         elapsed,
-        max_rss_kib: usage.ru_maxrss,
+        max_rss_kib: peak_kib,
         packages,
         os,
     }

@@ -13,6 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod measure;
+
 const RELOADS: usize = 10;
 const STARTS: usize = 3;
 
@@ -20,14 +22,6 @@ fn main() {
     let work = tempfile::tempdir().unwrap();
     reloads(work.path());
     starts(work.path());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the agent on a config with no sources but the plugin directory.
@@ -81,7 +75,7 @@ fn reloads(dir: &Path) {
     std::fs::create_dir_all(&plugins).unwrap();
     let component =
         std::fs::read(Path::new(env!("SCANHOST_TEST_PLUGINS")).join("host_scanner.wasm")).unwrap();
-    let port = free_port();
+    let port = measure::free_port();
     let child = start(dir, &dir.join("reload-state"), &plugins, port);
     wait_until(Duration::from_secs(120), || get(port, "/healthz").is_some());
 
@@ -123,7 +117,7 @@ fn starts(dir: &Path) {
         // A new state directory: no compiled plugins yet.
         let state = dir.join(format!("start-state-{run}"));
         for times in [&mut cold, &mut warm] {
-            let port = free_port();
+            let port = measure::free_port();
             let started = Instant::now();
             let child = start(dir, &state, &plugins, port);
             wait_until(Duration::from_secs(120), || get(port, "/healthz").is_some());

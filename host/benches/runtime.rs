@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use scanhost::plugins::{Limits, Origin, Runtime};
+
+mod measure;
 use scanhost::target::Target;
 
 const TRIVIAL_SCANS: usize = 2000;
@@ -118,24 +120,14 @@ fn run_scan(root: &Path, cache: &Path) -> (Duration, i64, usize) {
         .read_to_end(&mut stdout)
         .unwrap();
 
-    // wait4 rather than Child::wait, for the rusage of this child alone.
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the child has not been reaped; wait4 writes into the status
-    // and the rusage it is given.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let (success, peak_kib) = measure::reap(&child);
     let elapsed = started.elapsed();
-    assert!(pid > 0, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "scan of {} failed",
-        root.display()
-    );
+    assert!(success, "scan of {} failed", root.display());
 
     let doc: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let packages = doc["components"]
         .as_array()
         .map(|c| c.iter().filter(|c| c["type"] == "library").count())
         .unwrap_or(0);
-    (elapsed, usage.ru_maxrss, packages)
+    (elapsed, peak_kib, packages)
 }
