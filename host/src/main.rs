@@ -163,7 +163,7 @@ fn plugin_check(file: &Path) -> anyhow::Result<ExitCode> {
         anyhow::bail!("cannot check {}: not a file", file.display());
     }
     let runtime = Runtime::new(Limits::default(), default_cache_dir().as_deref())?;
-    match scanhost::plugins::check(&runtime, file) {
+    match scanhost::plugins::load_file(&runtime, file) {
         Ok(plugin) => {
             let kinds: Vec<&str> = plugin
                 .kinds

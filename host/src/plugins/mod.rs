@@ -23,6 +23,6 @@ mod state;
 pub use bindings::{CONTRACT_VERSION, OsInfo, Package, Report, TargetKind};
 pub use cache::Compiled;
 pub use contract::ContractError;
-pub use registry::{Registry, RegistryError};
-pub use reload::{LivePlugins, Refusal, changed, check, watch};
+pub use registry::{Registry, RegistryError, load_file};
+pub use reload::{LivePlugins, Refusal, changed, watch};
 pub use runtime::{FailureKind, Limits, LoadError, Origin, Plugin, Runtime, ScanFailure};

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch as signal};
 
 use super::registry::{self, Registry, RegistryError};
-use super::runtime::{LoadError, Plugin, Runtime};
+use super::runtime::{Plugin, Runtime};
 
 /// Quiet time after the last change before a file is reloaded.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -267,9 +267,4 @@ pub async fn watch(
             on_change(&before, &after);
         }
     }
-}
-
-/// Loads one file as the agent would, for `scanhost plugin check`.
-pub fn check(runtime: &Runtime, path: &Path) -> Result<Plugin, LoadError> {
-    registry::load_file(runtime, path)
 }
