@@ -4,41 +4,19 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::fixtures;
-use support::oci::{Entry, Image, blob_path, layer, write_image};
+use support::agent::{self, Agent, wait_for};
+use support::{fixtures, minbase, minbase_root};
+use support::oci::{Entry, blob_path, layer, write_image};
+use support::two_layer_image;
 
-/// A running daemon, killed when dropped.
-struct Daemon {
-    child: Child,
-    api: String,
-    log: PathBuf,
-    output: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Writes a config into `dir` and starts the daemon on it; `extra` goes
-/// into its [scan] table (and may open tables of its own).
-fn start(dir: &Path, layout: &Path, extra: &str) -> Daemon {
+/// Starts the agent on `layout` and the host root of the minbase
+/// fixture; `extra` goes into its [scan] table (and may open tables of its
+/// own).
+fn start(dir: &Path, layout: &Path, extra: &str) -> Agent {
     start_with_root(
         dir,
         layout,
@@ -47,15 +25,11 @@ fn start(dir: &Path, layout: &Path, extra: &str) -> Daemon {
     )
 }
 
-fn start_with_root(dir: &Path, layout: &Path, extra: &str, root: &Path) -> Daemon {
-    let port = free_port();
-    let output = dir.join("sboms");
-    let config = dir.join("scanhost.toml");
-    std::fs::write(
-        &config,
-        format!(
+fn start_with_root(dir: &Path, layout: &Path, extra: &str, root: &Path) -> Agent {
+    agent::start(
+        dir,
+        &format!(
             r#"
-state_dir = "state"
 [scan]
 base_backoff = "1s"
 max_backoff = "4s"
@@ -65,93 +39,11 @@ root = "{root}"
 interval = "6s"
 [[sources.oci_layout]]
 path = "{layout}"
-[output]
-dir = "sboms"
-[api]
-listen = "127.0.0.1:{port}"
 "#,
             root = root.display(),
             layout = layout.display(),
         ),
     )
-    .unwrap();
-    let log = dir.join(format!("daemon-{port}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_scanhost"))
-        .args(["--log", "info"])
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let daemon = Daemon {
-        child,
-        api: format!("http://127.0.0.1:{port}"),
-        log,
-        output,
-    };
-    wait_for("the API", Duration::from_secs(60), || {
-        ureq::get(&format!("{}/healthz", daemon.api)).call().ok()
-    });
-    daemon
-}
-
-impl Daemon {
-    fn workloads(&self) -> BTreeMap<String, Value> {
-        let list: Vec<Value> = ureq::get(&format!("{}/v1/workloads", self.api))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_json()
-            .unwrap();
-        list.into_iter()
-            .map(|w| (w["id"].as_str().unwrap().to_string(), w))
-            .collect()
-    }
-
-    fn workload(&self, id: &str) -> Option<Value> {
-        self.workloads().remove(id)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-
-    /// Log lines that mention `needle` and `workload`.
-    fn log_lines(&self, workload: &str, needle: &str) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|l| l.contains(needle) && l.contains(workload))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A file of the Debian minbase fixture.
-fn minbase(path: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join("debian-bookworm-minbase").join(path)).unwrap()
-}
-
-/// A host root under `dir` holding the minbase os-release and database.
-fn minbase_root(dir: &Path) -> PathBuf {
-    let root = dir.join("root");
-    for path in ["usr/lib/os-release", "var/lib/dpkg/status"] {
-        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
-        std::fs::write(root.join(path), minbase(path)).unwrap();
-    }
-    root
 }
 
 /// Makes the layout list no image, as removing the last one does.
@@ -167,15 +59,6 @@ fn empty_index(layout: &Path) {
         br#"{"schemaVersion":2,"manifests":[]}"#,
     )
     .unwrap();
-}
-
-/// A Debian image of two layers; the upper layer holds the database.
-fn two_layer_image(layout: &Path, name: &str) -> Image {
-    let os_release = minbase("usr/lib/os-release");
-    let status = minbase("var/lib/dpkg/status");
-    let lower = layer(&[Entry::File("etc/os-release", &os_release)]);
-    let upper = layer(&[Entry::File("var/lib/dpkg/status", &status)]);
-    write_image(layout, name, &[lower, upper])
 }
 
 #[test]
@@ -341,8 +224,7 @@ fn sigkill_loses_no_finished_result_and_unfinished_work_resumes() {
             .collect();
         (done.len() >= 3).then_some(done)
     });
-    daemon.child.kill().unwrap(); // SIGKILL
-    daemon.child.wait().unwrap();
+    daemon.kill();
 
     // Every document on disk is whole.
     for entry in std::fs::read_dir(&daemon.output).unwrap() {
@@ -392,7 +274,7 @@ fn rebuilt(component: &[u8], note: &str) -> Vec<u8> {
     bytes
 }
 
-fn plugins(daemon: &Daemon) -> Value {
+fn plugins(daemon: &Agent) -> Value {
     ureq::get(&format!("{}/v1/plugins", daemon.api))
         .call()
         .unwrap()
@@ -401,7 +283,7 @@ fn plugins(daemon: &Daemon) -> Value {
         .unwrap()
 }
 
-fn serving(daemon: &Daemon, name: &str) -> Option<Value> {
+fn serving(daemon: &Agent, name: &str) -> Option<Value> {
     plugins(daemon)["plugins"]
         .as_array()
         .unwrap()
@@ -411,7 +293,7 @@ fn serving(daemon: &Daemon, name: &str) -> Option<Value> {
 }
 
 /// The digests of the plugins named in the host's current document.
-fn host_document_tools(daemon: &Daemon) -> Vec<(String, String)> {
+fn host_document_tools(daemon: &Agent) -> Vec<(String, String)> {
     let Ok(mut response) = ureq::get(&format!("{}/v1/workloads/host/sbom", daemon.api)).call()
     else {
         return Vec::new();
@@ -443,7 +325,7 @@ fn root_with_python(dir: &Path) -> PathBuf {
 }
 
 /// The purls of the host's current document.
-fn host_purls(daemon: &Daemon) -> Vec<String> {
+fn host_purls(daemon: &Agent) -> Vec<String> {
     let Ok(mut response) = ureq::get(&format!("{}/v1/workloads/host/sbom", daemon.api)).call()
     else {
         return Vec::new();

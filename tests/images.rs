@@ -9,11 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::oci::{Entry, blob_path, gzip, layer, tar, write_image};
-use support::{document, fixtures, packages, property, scan, validate_cyclonedx};
-
-fn minbase(path: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join("debian-bookworm-minbase").join(path)).unwrap()
-}
+use support::{document, minbase, packages, property, scan, validate_cyclonedx};
 
 /// The dpkg status of the minbase fixture without the stanzas of `drop`.
 fn status_without(drop: &[&str]) -> Vec<u8> {

@@ -3,6 +3,9 @@
 //! Prints:
 //! - the daemon: how long `scanhost run` takes to bring 1,000 small images
 //!   of an OCI layout from Pending to Success, and its peak memory;
+//! - the same for 200 images sharing a base layer in a real containerd
+//!   (Debian's package, started by the benchmark as root on a private
+//!   socket, installed when missing);
 //! - queue throughput: add, next and done cycles per second, with one
 //!   consumer, and with four consumer tasks on a multi-thread runtime
 //!   while a producer adds many keys;
@@ -28,6 +31,9 @@ use serde_json::Value;
 
 mod measure;
 #[allow(dead_code)]
+#[path = "../../tests/support/containerd.rs"]
+mod containerd;
+#[allow(dead_code)]
 #[path = "../../tests/support/oci.rs"]
 mod oci;
 
@@ -40,6 +46,8 @@ const CONSUMERS: usize = 4;
 const STORE_IMAGES: usize = 10_000;
 
 const DAEMON_IMAGES: usize = 1_000;
+/// Images in containerd, sharing their base layer.
+const CONTAINERD_IMAGES: usize = 200;
 const DAEMON_WORKERS: usize = 2;
 /// How long the daemon may take to scan them all before the run fails.
 const DAEMON_DEADLINE: Duration = Duration::from_secs(600);
@@ -61,6 +69,7 @@ fn main() {
         return;
     }
     daemon();
+    containerd();
     queue_single();
     queue_contended();
     store_memory();
@@ -272,51 +281,30 @@ fn proc_status_kib(pid: &str, field: &str) -> i64 {
 
 fn daemon() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let configs = write_configs(dir.path());
+    let empty = dir.path().join("empty-layout");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(
+        empty.join("index.json"),
+        br#"{"schemaVersion": 2, "manifests": []}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        empty.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let images = write_images(&dir.path().join("layout"));
 
     // A first start on an empty layout fills the daemon's cache of
     // compiled plugins, so that the timed start loads them from it.
-    let warm_up = Daemon::start(&configs.0);
+    let source = |layout: &str| format!("[[sources.oci_layout]]\npath = \"{layout}\"\n");
+    let warm_up = Daemon::start(&config(dir.path(), "warm-up", &source("empty-layout")));
     warm_up.stop();
 
     let started = Instant::now();
-    let daemon = Daemon::start(&configs.1);
+    let daemon = Daemon::start(&config(dir.path(), "scanhost", &source("layout")));
     let api_up = started.elapsed();
-    let url = format!("{}/v1/workloads", daemon.api);
-    loop {
-        let workloads: Vec<Value> = ureq::get(&url)
-            .call()
-            .unwrap()
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_json()
-            .unwrap();
-        if let Some(failed) = workloads.iter().find(|w| w["status"] == "failed") {
-            panic!("a scan failed: {failed}\n{}", daemon.log_tail());
-        }
-        let succeeded: BTreeSet<&str> = workloads
-            .iter()
-            .filter(|w| w["status"] == "success")
-            .map(|w| {
-                assert_eq!(w["packages"], 96, "{w}");
-                w["id"].as_str().unwrap()
-            })
-            .collect();
-        if succeeded.len() == DAEMON_IMAGES {
-            let expected: BTreeSet<&str> = images.iter().map(String::as_str).collect();
-            assert_eq!(succeeded, expected);
-            break;
-        }
-        assert!(
-            started.elapsed() < DAEMON_DEADLINE,
-            "{} of {DAEMON_IMAGES} images scanned after {DAEMON_DEADLINE:?}:\n{}",
-            succeeded.len(),
-            daemon.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    daemon.wait_all_success(&images, started);
     let elapsed = started.elapsed();
     let (max_rss_kib, hwm_kib) = daemon.stop();
 
@@ -340,63 +328,86 @@ fn daemon() {
     );
 }
 
+/// `CONTAINERD_IMAGES` images in a real containerd, sharing their base
+/// layer: the time from the start of `scanhost run` until all are
+/// Success, and the daemon's peak memory.
+fn containerd() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let containerd = containerd::Containerd::start(dir.path());
+    let layout = dir.path().join("layout");
+    let images = write_shared_base_images(&layout);
+    let archive = dir.path().join("images.tar");
+    containerd::archive(&layout, &archive);
+    let imported = Instant::now();
+    containerd.import("bench", &archive);
+    let import = imported.elapsed();
+
+    let source = |namespace: &str| {
+        format!(
+            "[sources.containerd]\naddress = \"{}\"\nnamespaces = [\"{namespace}\"]\n",
+            containerd.socket.display()
+        )
+    };
+    let warm_up = Daemon::start(&config(dir.path(), "warm-up", &source("empty")));
+    warm_up.stop();
+
+    let started = Instant::now();
+    let daemon = Daemon::start(&config(dir.path(), "scanhost", &source("bench")));
+    daemon.wait_all_success(&images, started);
+    let elapsed = started.elapsed();
+    let (max_rss_kib, hwm_kib) = daemon.stop();
+
+    println!(
+        "containerd: {CONTAINERD_IMAGES} images sharing a base layer (ctr import took {:.2} s)",
+        import.as_secs_f64()
+    );
+    println!(
+        "containerd {CONTAINERD_IMAGES} images start to all success: {:.2} s \
+         ({:.1} images/s, {DAEMON_WORKERS} workers)",
+        elapsed.as_secs_f64(),
+        CONTAINERD_IMAGES as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "containerd daemon peak RSS: {:.1} MiB (wait4 after SIGTERM; VmHWM just before: {:.1} MiB)",
+        max_rss_kib as f64 / MIB,
+        hwm_kib as f64 / MIB
+    );
+}
+
 /// A configuration file of the daemon, and the address of its API.
 struct DaemonConfig {
     path: PathBuf,
     api: String,
 }
 
-/// Writes the configurations of the warm-up start (an empty layout) and of
-/// the timed one (the layout of the images), sharing one state directory.
-fn write_configs(dir: &Path) -> (DaemonConfig, DaemonConfig) {
-    let empty = dir.join("empty-layout");
-    std::fs::create_dir_all(&empty).unwrap();
-    std::fs::write(
-        empty.join("index.json"),
-        br#"{"schemaVersion": 2, "manifests": []}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        empty.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-
-    let config = |name: &str, layout: &str| {
-        let path = dir.join(name);
-        let listen = format!("127.0.0.1:{}", measure::free_port());
-        let text = format!(
-            r#"state_dir = "state"
+/// Writes the configuration `NAME.toml` into `dir`: state in `dir/state`,
+/// no host source, `DAEMON_WORKERS` workers, and `sources`.
+fn config(dir: &Path, name: &str, sources: &str) -> DaemonConfig {
+    let path = dir.join(format!("{name}.toml"));
+    let listen = format!("127.0.0.1:{}", measure::free_port());
+    let text = format!(
+        r#"state_dir = "state"
 [scan]
 workers = {DAEMON_WORKERS}
 [sources.host]
 enabled = false
-[[sources.oci_layout]]
-path = "{layout}"
+{sources}
 [api]
 listen = "{listen}"
 "#
-        );
-        std::fs::write(&path, text).unwrap();
-        DaemonConfig {
-            path,
-            api: format!("http://{listen}"),
-        }
-    };
-    (
-        config("warm-up.toml", "empty-layout"),
-        config("scanhost.toml", "layout"),
-    )
+    );
+    std::fs::write(&path, text).unwrap();
+    DaemonConfig {
+        path,
+        api: format!("http://{listen}"),
+    }
 }
 
 /// Writes `DAEMON_IMAGES` images of one layer each: the minbase fixture's
 /// os-release and dpkg status, and a file that makes each one distinct.
 /// Returns their ids.
 fn write_images(layout: &Path) -> Vec<String> {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/debian-bookworm-minbase");
-    let os_release = std::fs::read(fixture.join("usr/lib/os-release")).unwrap();
-    let status = std::fs::read(fixture.join("var/lib/dpkg/status")).unwrap();
+    let (os_release, status) = minbase();
     (0..DAEMON_IMAGES)
         .map(|i| {
             let marker = format!("image-{i}\n");
@@ -409,6 +420,35 @@ fn write_images(layout: &Path) -> Vec<String> {
             oci::write_image(layout, &name, &[layer]).config
         })
         .collect()
+}
+
+/// Writes `CONTAINERD_IMAGES` images of two layers: one base layer shared
+/// by all (the minbase fixture's os-release and dpkg status), and a layer
+/// of its own on top. Returns their ids.
+fn write_shared_base_images(layout: &Path) -> Vec<String> {
+    let (os_release, status) = minbase();
+    let base = oci::layer(&[
+        oci::Entry::File("etc/os-release", &os_release),
+        oci::Entry::File("var/lib/dpkg/status", &status),
+    ]);
+    (0..CONTAINERD_IMAGES)
+        .map(|i| {
+            let marker = format!("image-{i}\n");
+            let top = oci::layer(&[oci::Entry::File("etc/hostname", marker.as_bytes())]);
+            let name = format!("example.test/bench/app-{i}:1.0");
+            oci::write_image(layout, &name, &[base.clone(), top]).config
+        })
+        .collect()
+}
+
+/// The minbase fixture's os-release and dpkg status.
+fn minbase() -> (Vec<u8>, Vec<u8>) {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/debian-bookworm-minbase");
+    (
+        std::fs::read(fixture.join("usr/lib/os-release")).unwrap(),
+        std::fs::read(fixture.join("var/lib/dpkg/status")).unwrap(),
+    )
 }
 
 /// A running `scanhost run`, stopped by its pid.
@@ -474,6 +514,47 @@ impl Daemon {
             self.log_tail()
         );
         (peak_kib, hwm_kib)
+    }
+
+    /// Waits until every image of `ids`, and only those, is Success with
+    /// the minbase fixture's 96 packages; panics on a failed scan or after
+    /// `DAEMON_DEADLINE` from `started`.
+    fn wait_all_success(&self, ids: &[String], started: Instant) {
+        let url = format!("{}/v1/workloads", self.api);
+        let expected: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        loop {
+            let workloads: Vec<Value> = ureq::get(&url)
+                .call()
+                .unwrap()
+                .body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_json()
+                .unwrap();
+            if let Some(failed) = workloads.iter().find(|w| w["status"] == "failed") {
+                panic!("a scan failed: {failed}\n{}", self.log_tail());
+            }
+            let succeeded: BTreeSet<&str> = workloads
+                .iter()
+                .filter(|w| w["status"] == "success")
+                .map(|w| {
+                    assert_eq!(w["packages"], 96, "{w}");
+                    w["id"].as_str().unwrap()
+                })
+                .collect();
+            if succeeded.len() == ids.len() {
+                assert_eq!(succeeded, expected);
+                return;
+            }
+            assert!(
+                started.elapsed() < DAEMON_DEADLINE,
+                "{} of {} images scanned after {DAEMON_DEADLINE:?}:\n{}",
+                succeeded.len(),
+                ids.len(),
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The last lines of the daemon's log, for a failure message: the

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::api::{self, Api};
 use crate::config::Config;
+use crate::containerd::Client;
 use crate::metrics::Metrics;
 use crate::outputs::Outputs;
 use crate::plugins::{self, Limits, LivePlugins, Registry, Runtime, TargetKind};
@@ -26,12 +27,6 @@ use crate::workload::{Kind, Status, Workload, WorkloadId};
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    if config.sources.containerd.is_some() {
-        anyhow::bail!(
-            "sources.containerd: containerd is not supported by this version yet; \
-             remove the table, or use [[sources.oci_layout]]"
-        );
-    }
     // Bound first: an address in use is found before anything is loaded.
     let listener = match config.api_listen() {
         Some(addr) => Some((
@@ -96,6 +91,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         events,
     ));
 
+    let containerd = config
+        .sources
+        .containerd
+        .as_ref()
+        .map(|c| Client::new(&c.address, tokio::runtime::Handle::current()));
     let context = Arc::new(worker::Context {
         store: store.clone(),
         queue: queue.clone(),
@@ -103,6 +103,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         plugins: plugins.clone(),
         outputs,
         metrics: metrics.clone(),
+        containerd: containerd.clone(),
     });
     let workers: Vec<_> = (0..config.scan.workers)
         .map(|_| tokio::spawn(worker::run(context.clone())))
@@ -139,6 +140,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(sources::oci_layout::run(
             store.clone(),
             layout.path.clone(),
+            stopped.clone(),
+        ));
+    }
+
+    if let (Some(client), Some(source)) = (containerd, &config.sources.containerd) {
+        tokio::spawn(sources::containerd::run(
+            store.clone(),
+            client,
+            source.namespaces.clone(),
             stopped.clone(),
         ));
     }

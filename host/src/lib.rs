@@ -9,7 +9,8 @@
 //! sources -> store -> queue -> scan workers -> plugins -> store -> outputs
 //! ```
 //!
-//! - [`sources`]: the host root and OCI layouts, kept in step with the store;
+//! - [`sources`]: the host root, OCI layouts and containerd, kept in step
+//!   with the store;
 //! - [`store`]: workloads and their SBOM status, persisted ([`workload`]
 //!   has the types);
 //! - [`queue`]: the retrying, deduplicating scan queue;
@@ -18,6 +19,7 @@
 //! - [`plugins`]: the runtime that runs components and the loaded set;
 //! - [`target`]: what can be scanned, and images identified;
 //! - [`content`]: image blobs and verified layer streams;
+//! - [`containerd`]: the client of containerd's gRPC API;
 //! - [`sbom`]: documents made from a scan's outcome; [`outputs`] writes
 //!   them to disk;
 //! - [`api`] and [`metrics`]: what an operator sees;
@@ -25,6 +27,7 @@
 
 pub mod api;
 pub mod config;
+pub mod containerd;
 pub mod content;
 pub mod daemon;
 pub mod metrics;

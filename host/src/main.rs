@@ -3,7 +3,7 @@
 //! `scanhost scan PATH` prints one CycloneDX document on stdout, as syft
 //! and trivy do; logs go to stderr. PATH is a root filesystem, an OCI
 //! image layout or an oci-archive, the last two optionally followed by
-//! `:TAG` or `@DIGEST`. Exit codes: 0 success, 2 bad usage or unreadable
+//! `:TAG` or `@DIGEST`, or `containerd://NAMESPACE/NAME`. Exit codes: 0 success, 2 bad usage or unreadable
 //! input, 3 a retryable scan failure, 4 a fatal one.
 
 use std::io::{IsTerminal, Write};
@@ -18,6 +18,8 @@ use clap::{Parser, Subcommand};
 use scanhost::api::WorkloadView;
 use scanhost::config::Config;
 use scanhost::content::oci_layout::ref_name;
+use scanhost::containerd::{self, Client};
+use scanhost::content::containerd::ContainerdContent;
 use scanhost::content::{ContentError, Digest, OciLayout};
 use scanhost::plugins::{Limits, Registry, Runtime, TargetKind};
 use scanhost::sbom::{self, Subject};
@@ -81,6 +83,7 @@ struct ScanArgs {
     /// A directory holding a root filesystem (`/` for this machine), an OCI
     /// image layout directory or an oci-archive file; a layout or archive
     /// holding several images takes `:TAG` or `@sha256:...` to choose one.
+    /// `containerd://NAMESPACE/NAME` is an image of containerd.
     path: String,
 
     /// The platform to choose from a multi-platform image, `os/arch[/variant]`
@@ -100,6 +103,15 @@ struct ScanArgs {
     /// Memory one plugin instance may use, e.g. `512MiB`.
     #[arg(long, value_name = "SIZE", default_value = "512MiB")]
     max_memory: bytesize::ByteSize,
+
+    /// containerd's socket, for `containerd://NAMESPACE/NAME`.
+    #[arg(
+        long,
+        value_name = "SOCKET",
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    containerd_address: PathBuf,
 
     /// Where compiled plugins are kept between runs
     /// [default: $XDG_CACHE_HOME/scanhost or ~/.cache/scanhost].
@@ -233,27 +245,54 @@ fn status(api: &str) -> anyhow::Result<ExitCode> {
 /// failures are turned into their own exit codes.
 fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let platform = args.platform.clone().unwrap_or_else(host_platform);
-    let target = match scan_input(&args.path)? {
-        Input::Root(root) => Target::Host { root },
+    // containerd's client needs a runtime for as long as the scan reads.
+    let mut _containerd_runtime = None;
+    let identified = match scan_input(&args.path)? {
+        Input::Root(root) => Ok(Target::Host { root }),
         Input::Layout { path, selector } => {
             let layout = OciLayout::open(&path)?;
             let image = layout.select(selector.as_deref())?;
             let digest = Digest::parse(&image.digest)
                 .with_context(|| format!("{}: index.json", path.display()))?;
             let references = ref_name(image).map(str::to_string).into_iter().collect();
-            match ImageTarget::identify(Arc::new(layout), digest, references, platform) {
-                Ok(image) => Target::Image(image),
-                Err(err) => {
-                    let (kind, code) = match err {
-                        ContentError::NotFound { .. } | ContentError::Io { .. } => {
-                            ("retryable", EXIT_RETRYABLE)
-                        }
-                        ContentError::Invalid { .. } => ("fatal", EXIT_FATAL),
-                    };
-                    eprintln!("scanhost: scan of {} failed ({kind}): {err}", args.path);
-                    return Ok(ExitCode::from(code));
+            ImageTarget::identify(Arc::new(layout), digest, references, platform)
+                .map(Target::Image)
+        }
+        Input::Containerd { namespace, name } => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let client = Client::new(&args.containerd_address, runtime.handle().clone());
+            let image = runtime
+                .block_on(client.get_image(&namespace, &name))
+                .with_context(|| format!("cannot scan {}", args.path))?
+                .with_context(|| {
+                    format!(
+                        "cannot scan {}: containerd at {} has no image {name} in namespace {namespace}",
+                        args.path,
+                        args.containerd_address.display()
+                    )
+                })?;
+            let target = image.target.with_context(|| {
+                format!("cannot scan {}: the image has no target", args.path)
+            })?;
+            let digest = Digest::parse(&target.digest)
+                .with_context(|| format!("cannot scan {}: its target", args.path))?;
+            let content = ContainerdContent::new(client, &namespace);
+            _containerd_runtime = Some(runtime);
+            ImageTarget::identify(Arc::new(content), digest, vec![name], platform)
+                .map(Target::Image)
+        }
+    };
+    let target = match identified {
+        Ok(target) => target,
+        Err(err) => {
+            let (kind, code) = match err {
+                ContentError::NotFound { .. } | ContentError::Io { .. } => {
+                    ("retryable", EXIT_RETRYABLE)
                 }
-            }
+                ContentError::Invalid { .. } => ("fatal", EXIT_FATAL),
+            };
+            eprintln!("scanhost: scan of {} failed ({kind}): {err}", args.path);
+            return Ok(ExitCode::from(code));
         }
     };
 
@@ -315,6 +354,8 @@ enum Input {
         path: PathBuf,
         selector: Option<String>,
     },
+    /// An image of a containerd namespace.
+    Containerd { namespace: String, name: String },
 }
 
 /// Reads `PATH`, `PATH:SELECTOR` or `PATH@DIGEST`. The path as given wins,
@@ -322,6 +363,15 @@ enum Input {
 /// first `:` or `@` after which the path exists splits off the selector,
 /// which may itself hold `:` (`layout:example.test/app:1.0`).
 fn scan_input(arg: &str) -> anyhow::Result<Input> {
+    if arg.starts_with(containerd::SCHEME) {
+        let (namespace, name) = containerd::parse_reference(arg).with_context(|| {
+            format!("cannot scan {arg}: a containerd image is containerd://NAMESPACE/NAME")
+        })?;
+        return Ok(Input::Containerd {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        });
+    }
     let whole = Path::new(arg);
     if whole.exists() {
         return classify(whole, None);

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
+pub mod containerd;
 pub mod oci;
 
 use std::collections::BTreeSet;
@@ -20,6 +22,45 @@ const CYCLONEDX_PYTHON_LIB: &str = "cyclonedx-python-lib[json-validation]==11.12
 /// The repository's `tests/fixtures` directory.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// A file of the Debian minbase fixture.
+pub fn minbase(path: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join("debian-bookworm-minbase").join(path)).unwrap()
+}
+
+/// A host root under `dir` holding the minbase os-release and database.
+pub fn minbase_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    for path in ["usr/lib/os-release", "var/lib/dpkg/status"] {
+        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+        std::fs::write(root.join(path), minbase(path)).unwrap();
+    }
+    root
+}
+
+/// The minbase Debian database (96 packages) as an image of two layers
+/// written into `layout` under `name`; the upper layer holds the
+/// database.
+pub fn two_layer_image(layout: &Path, name: &str) -> oci::Image {
+    let os_release = minbase("usr/lib/os-release");
+    let status = minbase("var/lib/dpkg/status");
+    let lower = oci::layer(&[oci::Entry::File("etc/os-release", &os_release)]);
+    let upper = oci::layer(&[oci::Entry::File("var/lib/dpkg/status", &status)]);
+    oci::write_image(layout, name, &[lower, upper])
+}
+
+/// An Alpine image of one layer (os-release and the apk database of the
+/// `installed.multiple-1` fixture, 4 packages) written into `layout` under `name`.
+pub fn alpine_image(layout: &Path, name: &str) -> oci::Image {
+    let fixtures = fixtures();
+    let os_release = std::fs::read(fixtures.join("os-release/alpine_etc_os-release")).unwrap();
+    let installed = std::fs::read(fixtures.join("alpine/installed.multiple-1")).unwrap();
+    let only = oci::layer(&[
+        oci::Entry::File("etc/os-release", &os_release),
+        oci::Entry::File("lib/apk/db/installed", &installed),
+    ]);
+    oci::write_image(layout, name, &[only])
 }
 
 /// The directory of test components built by the host's build script.

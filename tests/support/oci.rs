@@ -16,6 +16,7 @@ pub enum Entry<'a> {
 }
 
 /// A layer: its blob as stored, and the digest of its uncompressed tar.
+#[derive(Clone)]
 pub struct Layer {
     pub blob: Vec<u8>,
     pub diff_id: String,

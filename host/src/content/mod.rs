@@ -5,6 +5,7 @@
 //! trustworthy (digest checks, size caps, decompression) happens here, once,
 //! for every store: OCI layouts on disk, archives, and containerd.
 
+pub mod containerd;
 mod digest;
 mod layer;
 pub mod oci_layout;

@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::containerd::{self, Client};
+use crate::content::containerd::ContainerdContent;
 use crate::content::{ContentError, Digest, OciLayout};
 use crate::metrics::{Metrics, Outcome as Counted};
 use crate::outputs::Outputs;
@@ -27,6 +29,8 @@ pub struct Context {
     pub plugins: Arc<LivePlugins>,
     pub outputs: Arc<Outputs>,
     pub metrics: Arc<Metrics>,
+    /// The containerd images are read through, when one is configured.
+    pub containerd: Option<Client>,
 }
 
 /// Runs until the queue shuts down.
@@ -147,7 +151,7 @@ fn attempt(context: &Context, workload: &Workload) -> Attempted {
         reason,
         packages: 0,
     };
-    let target = match target_of(workload) {
+    let target = match target_of(workload, context.containerd.as_ref()) {
         Ok(target) => target,
         Err(err) => {
             let attempt = match err {
@@ -209,8 +213,19 @@ fn attempt(context: &Context, workload: &Workload) -> Attempted {
 }
 
 /// How to read `workload`: from the origin of its first reference.
-fn target_of(workload: &Workload) -> Result<Target, ContentError> {
-    let references: Vec<String> = workload.references.keys().cloned().collect();
+fn target_of(workload: &Workload, containerd: Option<&Client>) -> Result<Target, ContentError> {
+    // The names the document gives the image: a containerd image is named
+    // as containerd names it, without the namespace.
+    let mut references: Vec<String> = workload
+        .references
+        .keys()
+        .map(|r| match containerd::parse_reference(r) {
+            Some((_, name)) => name.to_owned(),
+            None => r.clone(),
+        })
+        .collect();
+    references.sort();
+    references.dedup();
     let origin = workload
         .references
         .values()
@@ -229,10 +244,20 @@ fn target_of(workload: &Workload) -> Result<Target, ContentError> {
                 ImageTarget::identify(Arc::new(layout), digest, references, host_platform())?;
             Ok(Target::Image(image))
         }
-        Origin::Containerd { digest, .. } => Err(ContentError::invalid(
-            digest,
-            "no containerd source is configured to read this image",
-        )),
+        Origin::Containerd { namespace, digest } => {
+            let Some(client) = containerd else {
+                return Err(ContentError::invalid(
+                    digest,
+                    "no containerd source is configured to read this image",
+                ));
+            };
+            let content = ContainerdContent::new(client.clone(), namespace);
+            let digest = Digest::parse(digest)
+                .map_err(|err| ContentError::invalid(digest, err.to_string()))?;
+            let image =
+                ImageTarget::identify(Arc::new(content), digest, references, host_platform())?;
+            Ok(Target::Image(image))
+        }
     }
 }
 

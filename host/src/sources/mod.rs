@@ -4,7 +4,81 @@
 //! - `host`: the machine's root filesystem, scanned at start and then at
 //!   an interval;
 //! - `oci_layout`: OCI image layout directories, watched for images added
-//!   to or removed from their `index.json`.
+//!   to or removed from their `index.json`;
+//! - `containerd`: the images of containerd namespaces, listed and then
+//!   followed through containerd's events.
+//!
+//! The image sources share [`sync`] and [`set`]: an image is identified
+//! (its config digest is its workload id) only when one of its references
+//! is new or points at another digest.
 
+pub mod containerd;
 pub mod host;
 pub mod oci_layout;
+
+use std::collections::HashSet;
+
+use crate::store::Store;
+use crate::workload::{Kind, Origin, WorkloadId};
+
+/// A reference to an image, as a source sees it.
+pub struct Seen {
+    pub reference: String,
+    pub origin: Origin,
+}
+
+/// Sets `seen` in the store, identifying its image with `identify` unless
+/// the store has the reference at the same origin already. An image that
+/// cannot be identified is left out with a warning (a later sync picks it
+/// up). Returns whether the store holds the reference afterwards.
+pub fn set(
+    store: &Store,
+    seen: Seen,
+    identify: &impl Fn(&Origin) -> Result<WorkloadId, String>,
+) -> bool {
+    if store.origin(&seen.reference).as_ref() == Some(&seen.origin) {
+        return true;
+    }
+    let id = match identify(&seen.origin) {
+        Ok(id) => id,
+        Err(err) => {
+            tracing::warn!(reference = seen.reference, "image skipped: {err}");
+            return false;
+        }
+    };
+    match store.set_reference(&id, Kind::ContainerImage, &seen.reference, seen.origin) {
+        Ok(_) => true,
+        Err(err) => {
+            tracing::error!(reference = seen.reference, "cannot store the image: {err}");
+            false
+        }
+    }
+}
+
+/// Makes the references of the store whose origin is `ours` exactly the
+/// `seen` ones: each is [`set`], and every other reference of ours is
+/// unset, which removes an image once its last reference is gone.
+pub fn sync(
+    store: &Store,
+    ours: impl Fn(&Origin) -> bool,
+    seen: Vec<Seen>,
+    identify: impl Fn(&Origin) -> Result<WorkloadId, String>,
+) {
+    let known = store.references_where(ours);
+    let listed: HashSet<String> = seen.iter().map(|s| s.reference.clone()).collect();
+    for one in seen {
+        set(store, one, &identify);
+    }
+    for (reference, _) in known {
+        if !listed.contains(&reference) {
+            unset(store, &reference);
+        }
+    }
+}
+
+/// Removes `reference` from the store.
+pub fn unset(store: &Store, reference: &str) {
+    if let Err(err) = store.unset_reference(reference) {
+        tracing::error!(reference, "cannot remove the image: {err}");
+    }
+}

@@ -18,9 +18,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::content::oci_layout::ref_name;
 use crate::content::{Digest, OciLayout};
+use crate::sources::{self, Seen};
 use crate::store::Store;
 use crate::target::{ImageTarget, host_platform};
-use crate::workload::{Kind, Origin, WorkloadId};
+use crate::workload::{Origin, WorkloadId};
 
 /// Quiet time after a change before resyncing: a tool writes a layout in
 /// many steps.
@@ -118,57 +119,29 @@ pub fn resync(store: &Store, path: &Path) {
             return;
         }
     };
-
-    // What the store already knows from this layout: a reference whose
-    // image digest has not changed keeps its workload without its
-    // manifest and config being read again at every resync.
+    let seen = layout
+        .images()
+        .iter()
+        .map(|image| Seen {
+            reference: match ref_name(image) {
+                Some(name) => name.to_string(),
+                None => format!("{}@{}", path.display(), image.digest),
+            },
+            origin: Origin::OciLayout {
+                path: path.to_path_buf(),
+                digest: image.digest.clone(),
+            },
+        })
+        .collect();
     let ours = |origin: &Origin| matches!(origin, Origin::OciLayout { path: p, .. } if p == path);
-    let known = store.references_where(ours);
-
-    let mut listed = std::collections::HashSet::new();
-    for image in layout.images() {
-        let reference = match ref_name(image) {
-            Some(name) => name.to_string(),
-            None => format!("{}@{}", path.display(), image.digest),
+    let identify = |origin: &Origin| {
+        let Origin::OciLayout { digest, .. } = origin else {
+            return Err(format!("{}: not an image of this layout", path.display()));
         };
-        listed.insert(reference.clone());
-        let origin = Origin::OciLayout {
-            path: path.to_path_buf(),
-            digest: image.digest.clone(),
-        };
-        let unchanged = known.iter().any(|(r, id)| {
-            r == &reference
-                && store
-                    .get(id)
-                    .is_some_and(|w| w.references.get(&reference) == Some(&origin))
-        });
-        if unchanged {
-            continue;
-        }
-
-        let identified = Digest::parse(&image.digest)
-            .map_err(|err| err.to_string())
-            .and_then(|digest| {
-                ImageTarget::identify(layout.clone(), digest, vec![], host_platform())
-                    .map_err(|err| err.to_string())
-            });
-        let id = match identified {
-            Ok(image) => WorkloadId(image.id.to_string()),
-            Err(err) => {
-                tracing::warn!(layout = %path.display(), reference, "image skipped: {err}");
-                continue;
-            }
-        };
-        if let Err(err) = store.set_reference(&id, Kind::ContainerImage, &reference, origin) {
-            tracing::error!(reference, "cannot store the image: {err}");
-        }
-    }
-
-    for (reference, _) in known {
-        if !listed.contains(&reference)
-            && let Err(err) = store.unset_reference(&reference)
-        {
-            tracing::error!(reference, "cannot remove the image: {err}");
-        }
-    }
+        let digest = Digest::parse(digest).map_err(|err| err.to_string())?;
+        ImageTarget::identify(layout.clone(), digest, vec![], host_platform())
+            .map(|image| WorkloadId(image.id.to_string()))
+            .map_err(|err| format!("{}: {err}", path.display()))
+    };
+    sources::sync(store, ours, seen, identify);
 }

@@ -448,6 +448,13 @@ impl Store {
         })
     }
 
+    /// Where `reference` is read from, when a workload holds it.
+    pub fn origin(&self, reference: &str) -> Option<Origin> {
+        let memory = self.read();
+        let holder = memory.holders.get(reference)?;
+        memory.workloads.get(holder)?.references.get(reference).cloned()
+    }
+
     /// The references whose origin matches `pred`, with their workloads,
     /// by workload id and then reference: what the store has from one
     /// source (an OCI layout, a containerd namespace), to resync it.
