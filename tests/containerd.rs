@@ -13,7 +13,9 @@ use serde_json::Value;
 use support::agent::{self, Agent, wait_for};
 use support::containerd::{Containerd, archive};
 use support::oci::Image;
-use support::{alpine_image, minbase_root, os, packages, scanhost, two_layer_image, validate_cyclonedx};
+use support::{
+    alpine_image, minbase_root, os, packages, scanhost, two_layer_image, validate_cyclonedx,
+};
 
 /// Writes a layout holding one image made by `make` and packs it into an
 /// archive for `ctr images import`.
@@ -119,12 +121,10 @@ fn a_discarded_layer_is_retried_until_pulled_again_and_the_last_reference_ends_i
     );
     assert!(failed["next_attempt"].is_string());
     let retries = agent.log_lines(&id, "retry scheduled");
-    for (line, (attempt, delay)) in retries
-        .iter()
-        .zip([(1, "500ms"), (2, "1s"), (3, "2s")])
-    {
+    for (line, (attempt, delay)) in retries.iter().zip([(1, "500ms"), (2, "1s"), (3, "2s")]) {
         assert!(
-            line.contains(&format!("attempt={attempt}")) && line.contains(&format!("delay={delay}")),
+            line.contains(&format!("attempt={attempt}"))
+                && line.contains(&format!("delay={delay}")),
             "{retries:?}"
         );
     }
@@ -151,7 +151,12 @@ fn a_discarded_layer_is_retried_until_pulled_again_and_the_last_reference_ends_i
     // A second reference: the same workload, nothing scanned again.
     containerd.ctr(
         NS,
-        &["images", "tag", "example.test/debian:12", "example.test/debian:latest"],
+        &[
+            "images",
+            "tag",
+            "example.test/debian:12",
+            "example.test/debian:latest",
+        ],
     );
     let latest = format!("containerd://{NS}/example.test/debian:latest");
     wait_for("the second reference", Duration::from_secs(10), || {
@@ -185,15 +190,23 @@ fn a_discarded_layer_is_retried_until_pulled_again_and_the_last_reference_ends_i
     assert_eq!(host["status"], "success");
     assert_eq!(host["packages"], 96);
     assert_eq!(agent.log_lines("workload=host", "scan finished").len(), 1);
-    assert!(agent.log_lines("workload=host", "retry scheduled").is_empty());
+    assert!(
+        agent
+            .log_lines("workload=host", "retry scheduled")
+            .is_empty()
+    );
 }
 
 #[test]
 fn after_a_containerd_restart_the_store_matches_containerd_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let mut containerd = Containerd::start(dir.path());
-    let (debian, debian_tar) =
-        image_archive(dir.path(), "debian", "example.test/debian:12", two_layer_image);
+    let (debian, debian_tar) = image_archive(
+        dir.path(),
+        "debian",
+        "example.test/debian:12",
+        two_layer_image,
+    );
     let (alpine, alpine_tar) =
         image_archive(dir.path(), "alpine", "example.test/alpine:3", alpine_image);
     containerd.import(NS, &debian_tar);
@@ -227,9 +240,11 @@ fn after_a_containerd_restart_the_store_matches_containerd_exactly() {
     )]
     .into_iter()
     .collect();
-    wait_for("the store to match containerd", Duration::from_secs(30), || {
-        (images(&agent) == expected).then_some(())
-    });
+    wait_for(
+        "the store to match containerd",
+        Duration::from_secs(30),
+        || (images(&agent) == expected).then_some(()),
+    );
     assert_eq!(containerd.images(NS), ["example.test/alpine:3"]);
     let scanned = wait_for("the alpine image scanned", Duration::from_secs(30), || {
         agent
@@ -250,7 +265,8 @@ fn each_namespace_is_read_with_its_own_content() {
     // One name, two different images, one in each namespace.
     let (debian, debian_tar) =
         image_archive(dir.path(), "debian", "example.test/app:1", two_layer_image);
-    let (alpine, alpine_tar) = image_archive(dir.path(), "alpine", "example.test/app:1", alpine_image);
+    let (alpine, alpine_tar) =
+        image_archive(dir.path(), "alpine", "example.test/app:1", alpine_image);
     containerd.import("team-a", &debian_tar);
     containerd.import("team-b", &alpine_tar);
 
@@ -279,7 +295,12 @@ fn each_namespace_is_read_with_its_own_content() {
 fn scan_reads_one_image_of_containerd_and_names_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let containerd = Containerd::start(dir.path());
-    let (image, tar) = image_archive(dir.path(), "debian", "example.test/debian:12", two_layer_image);
+    let (image, tar) = image_archive(
+        dir.path(),
+        "debian",
+        "example.test/debian:12",
+        two_layer_image,
+    );
     containerd.import(NS, &tar);
     let scan = |target: &str| {
         scanhost()
@@ -291,14 +312,18 @@ fn scan_reads_one_image_of_containerd_and_names_what_is_wrong() {
 
     let output = scan(&format!("containerd://{NS}/example.test/debian:12"));
     let doc = support::document(&output);
-    assert_eq!(doc["metadata"]["component"]["name"], "example.test/debian:12");
+    assert_eq!(
+        doc["metadata"]["component"]["name"],
+        "example.test/debian:12"
+    );
     assert_eq!(packages(&doc).len(), 96);
     // The same packages as a scan of the layout the image came from.
     let layout = dir.path().join("debian-layout");
     let from_layout = support::document(&support::scan(&layout, &[]));
     assert_eq!(packages(&doc), packages(&from_layout));
 
-    let stderr = |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+    let stderr =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
     let missing = scan(&format!("containerd://{NS}/example.test/debian:13"));
     assert_eq!(missing.status.code(), Some(2));
     assert!(
@@ -312,7 +337,11 @@ fn scan_reads_one_image_of_containerd_and_names_what_is_wrong() {
     assert!(stderr(&malformed).contains("containerd://NAMESPACE/NAME"));
 
     let nowhere = scanhost()
-        .args(["scan", "containerd://ns/example.test/debian:12", "--containerd-address"])
+        .args([
+            "scan",
+            "containerd://ns/example.test/debian:12",
+            "--containerd-address",
+        ])
         .arg(dir.path().join("no.sock"))
         .output()
         .unwrap();

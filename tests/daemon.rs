@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::agent::{self, Agent, wait_for};
-use support::{fixtures, minbase, minbase_root};
 use support::oci::{Entry, blob_path, layer, write_image};
 use support::two_layer_image;
+use support::{fixtures, minbase, minbase_root};
 
 /// Starts the agent on `layout` and the host root of the minbase
 /// fixture; `extra` goes into its [scan] table (and may open tables of its

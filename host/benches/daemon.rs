@@ -29,10 +29,10 @@ use scanhost::store::Store;
 use scanhost::workload::{Kind, Origin, PluginVersion, Status, WorkloadId};
 use serde_json::Value;
 
-mod measure;
 #[allow(dead_code)]
 #[path = "../../tests/support/containerd.rs"]
 mod containerd;
+mod measure;
 #[allow(dead_code)]
 #[path = "../../tests/support/oci.rs"]
 mod oci;

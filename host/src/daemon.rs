@@ -170,6 +170,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         workers = config.scan.workers,
         layouts = config.sources.oci_layout.len(),
+        containerd = config.sources.containerd.is_some(),
         "scanhost running"
     );
 

@@ -17,9 +17,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use scanhost::api::WorkloadView;
 use scanhost::config::Config;
-use scanhost::content::oci_layout::ref_name;
 use scanhost::containerd::{self, Client};
 use scanhost::content::containerd::ContainerdContent;
+use scanhost::content::oci_layout::ref_name;
 use scanhost::content::{ContentError, Digest, OciLayout};
 use scanhost::plugins::{Limits, Registry, Runtime, TargetKind};
 use scanhost::sbom::{self, Subject};
@@ -255,11 +255,11 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
             let digest = Digest::parse(&image.digest)
                 .with_context(|| format!("{}: index.json", path.display()))?;
             let references = ref_name(image).map(str::to_string).into_iter().collect();
-            ImageTarget::identify(Arc::new(layout), digest, references, platform)
-                .map(Target::Image)
+            ImageTarget::identify(Arc::new(layout), digest, references, platform).map(Target::Image)
         }
         Input::Containerd { namespace, name } => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let client = Client::new(&args.containerd_address, runtime.handle().clone());
             let image = runtime
                 .block_on(client.get_image(&namespace, &name))
@@ -271,9 +271,9 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
                         args.containerd_address.display()
                     )
                 })?;
-            let target = image.target.with_context(|| {
-                format!("cannot scan {}: the image has no target", args.path)
-            })?;
+            let target = image
+                .target
+                .with_context(|| format!("cannot scan {}: the image has no target", args.path))?;
             let digest = Digest::parse(&target.digest)
                 .with_context(|| format!("cannot scan {}: its target", args.path))?;
             let content = ContainerdContent::new(client, &namespace);

@@ -94,7 +94,8 @@ impl Agent {
 
     /// The document of `id` written to the output directory.
     pub fn document_path(&self, id: &str) -> PathBuf {
-        self.output.join(format!("{}.cdx.json", id.replace(':', "-")))
+        self.output
+            .join(format!("{}.cdx.json", id.replace(':', "-")))
     }
 
     pub fn log(&self) -> String {

@@ -130,7 +130,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     pub fn import(&self, namespace: &str, archive: &Path) {
         self.ctr(
             namespace,
-            &["images", "import", "--no-unpack", &archive.display().to_string()],
+            &[
+                "images",
+                "import",
+                "--no-unpack",
+                &archive.display().to_string(),
+            ],
         );
     }
 
@@ -190,14 +195,23 @@ pub fn ensure_installed() {
         );
         for args in [
             &["update", "--quiet"][..],
-            &["install", "--yes", "--quiet", "--no-install-recommends", "containerd"][..],
+            &[
+                "install",
+                "--yes",
+                "--quiet",
+                "--no-install-recommends",
+                "containerd",
+            ][..],
         ] {
             let status = Command::new("apt-get")
                 .args(args)
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .status()
                 .expect("containerd is missing and apt-get cannot be run to install it");
-            assert!(status.success(), "apt-get {args:?} failed: cannot install containerd");
+            assert!(
+                status.success(),
+                "apt-get {args:?} failed: cannot install containerd"
+            );
         }
         assert!(
             on_path("containerd") && on_path("ctr"),
@@ -207,7 +221,6 @@ pub fn ensure_installed() {
 }
 
 fn on_path(command: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(command).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(command).is_file()))
 }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
-use tokio::runtime::Handle;
 use hyper_util::rt::TokioIo;
+use tokio::runtime::Handle;
 use tonic::codec::Streaming;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_prost::ProstCodec;
@@ -122,7 +122,9 @@ impl Client {
         match answer {
             Ok(response) => Ok(response.image),
             Err(status) if status.code() == Code::NotFound => Ok(None),
-            Err(status) => Err(self.error(format!("get image {name} of {namespace}"), status)),
+            Err(status) => {
+                Err(self.error(format!("get image {name} of namespace {namespace}"), status))
+            }
         }
     }
 
@@ -160,7 +162,7 @@ impl Client {
     /// `topic~="/images/"`. containerd answers only with the first event:
     /// do not wait for this call before doing anything else.
     pub async fn subscribe(&self, filter: &str) -> Result<Streaming<Envelope>, Error> {
-        let call = || "subscribe to events".to_owned();
+        let call = || "follow events".to_owned();
         let request = tonic::Request::new(proto::SubscribeRequest {
             filters: vec![filter.to_owned()],
         });
@@ -212,6 +214,10 @@ impl Client {
     pub fn error(&self, call: String, status: tonic::Status) -> Error {
         let message = match status.code() {
             Code::Unavailable => format!("containerd is not reachable: {}", status.message()),
+            // What an open stream ends with when containerd goes away.
+            Code::Unknown if status.message().contains("transport") => {
+                "the connection to containerd was lost".to_owned()
+            }
             code => format!("{} ({code:?})", status.message()),
         };
         Error {

@@ -79,7 +79,6 @@ impl ContainerdContent {
     }
 }
 
-
 async fn next_chunk(
     stream: &mut Streaming<ReadContentResponse>,
 ) -> Result<Option<ReadContentResponse>, tonic::Status> {

@@ -163,7 +163,9 @@ async fn forward_events(
             Ok(Some(envelope)) => {
                 let name = envelope
                     .event
-                    .and_then(|any| <ImageEvent as prost::Message>::decode(any.value.as_slice()).ok())
+                    .and_then(|any| {
+                        <ImageEvent as prost::Message>::decode(any.value.as_slice()).ok()
+                    })
                     .map(|event| event.name)
                     .filter(|name| !name.is_empty());
                 match name {
@@ -244,9 +246,7 @@ async fn update(
 
 /// References of namespaces no longer configured are removed at start.
 async fn forget_other_namespaces(store: &Arc<Store>, namespaces: &[String]) {
-    let other = |origin: &Origin| {
-        matches!(origin, Origin::Containerd { namespace, .. } if !namespaces.contains(namespace))
-    };
+    let other = |origin: &Origin| matches!(origin, Origin::Containerd { namespace, .. } if !namespaces.contains(namespace));
     let stale = store.references_where(other);
     if stale.is_empty() {
         return;
@@ -263,7 +263,11 @@ async fn forget_other_namespaces(store: &Arc<Store>, namespaces: &[String]) {
 
 fn seen(namespace: &str, image: &Image) -> Option<Seen> {
     let Some(target) = &image.target else {
-        tracing::warn!(namespace, image = image.name, "image without a target skipped");
+        tracing::warn!(
+            namespace,
+            image = image.name,
+            "image without a target skipped"
+        );
         return None;
     };
     Some(Seen {

@@ -452,7 +452,12 @@ impl Store {
     pub fn origin(&self, reference: &str) -> Option<Origin> {
         let memory = self.read();
         let holder = memory.holders.get(reference)?;
-        memory.workloads.get(holder)?.references.get(reference).cloned()
+        memory
+            .workloads
+            .get(holder)?
+            .references
+            .get(reference)
+            .cloned()
     }
 
     /// The references whose origin matches `pred`, with their workloads,
