@@ -17,6 +17,10 @@ use crate::workload::WorkloadId;
 /// The suffix of every document file.
 const SUFFIX: &str = ".cdx.json";
 
+/// The prefix of a document being written; one left by a crash is removed
+/// at the next start.
+const PARTIAL: &str = ".partial-";
+
 pub struct Outputs {
     dir: PathBuf,
 }
@@ -50,7 +54,9 @@ impl Outputs {
     pub fn write(&self, id: &WorkloadId, document: &[u8]) -> anyhow::Result<()> {
         let path = self.path(id);
         let write = || -> std::io::Result<()> {
-            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+            let mut tmp = tempfile::Builder::new()
+                .prefix(PARTIAL)
+                .tempfile_in(&self.dir)?;
             tmp.write_all(document)?;
             tmp.as_file().sync_all()?;
             tmp.persist(&path)?;
@@ -69,7 +75,8 @@ impl Outputs {
         }
     }
 
-    /// Makes the directory hold exactly the documents of `store`.
+    /// Makes the directory hold exactly the documents of `store`, and
+    /// removes documents a crash left half written.
     pub fn reconcile(&self, store: &Store) -> anyhow::Result<()> {
         let mut expected = std::collections::HashSet::new();
         for workload in store.list() {
@@ -88,12 +95,41 @@ impl Outputs {
             let ours = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(SUFFIX));
+                .is_some_and(|n| n.ends_with(SUFFIX) || n.starts_with(PARTIAL));
             if ours && !expected.contains(&path) {
                 std::fs::remove_file(&path)
                     .with_context(|| format!("cannot remove {}", path.display()))?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{Kind, Origin};
+
+    // A crash while a document is written leaves its temporary file: the
+    // next start removes it, and leaves files that are not scanhost's.
+    #[test]
+    fn reconcile_removes_what_a_crash_left_half_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("workloads.redb")).unwrap();
+        let id = WorkloadId("host".into());
+        let origin = Origin::Host { root: "/".into() };
+        store
+            .set_reference(&id, Kind::Host, "host", origin)
+            .unwrap();
+        let outputs = Outputs::open(&dir.path().join("sboms")).unwrap();
+        let partial = dir.path().join("sboms/.partial-Ab12Cd");
+        let foreign = dir.path().join("sboms/notes.txt");
+        std::fs::write(&partial, b"{\"bomFormat\": \"Cyclo").unwrap();
+        std::fs::write(&foreign, b"kept").unwrap();
+
+        outputs.reconcile(&store).unwrap();
+
+        assert!(!partial.exists());
+        assert!(foreign.exists());
     }
 }
