@@ -48,6 +48,16 @@ pub trait Content {
     /// The uncompressed tar of the layer `digest`, whose digest once
     /// uncompressed is `diff_id` (from the image config).
     fn open_layer(&self, digest: &str, diff_id: &str) -> Result<Self::Layer, Self::Error>;
+
+    /// A value an earlier scan kept under `key` with [`Content::keep`], if
+    /// it is still there. By default nothing is kept.
+    fn cached(&self, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Keeps `value` under `key` for later scans, which may or may not
+    /// find it. By default nothing is kept.
+    fn keep(&self, _key: &str, _value: &[u8]) {}
 }
 
 /// The uncompressed tar of one layer, read once from its start.
@@ -177,7 +187,7 @@ impl<S: LayerStream> Seek for StreamReader<S> {
 /// tar, with counts of what the layers were asked.
 #[cfg(test)]
 pub(crate) mod memory {
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
     use std::collections::{HashMap, HashSet};
     use std::fmt;
     use std::rc::Rc;
@@ -195,11 +205,15 @@ pub(crate) mod memory {
         pub(crate) vanishing: HashSet<String>,
         /// Shared with every layer opened.
         pub(crate) counts: Rc<Counts>,
+        /// What `keep` was given, when it keeps anything.
+        pub(crate) cache: Option<RefCell<HashMap<String, Vec<u8>>>>,
     }
 
     /// What the layers opened so far were asked, all of them together.
     #[derive(Debug, Default)]
     pub(crate) struct Counts {
+        /// Layers opened.
+        pub(crate) opens: Cell<u64>,
         /// Bytes handed over by `read`.
         pub(crate) read: Cell<u64>,
         /// Calls to `skip` that passed over something.
@@ -280,12 +294,23 @@ pub(crate) mod memory {
                 .blobs
                 .get(digest)
                 .ok_or_else(|| MemoryError::NotFound(digest.to_string()))?;
+            self.counts.opens.set(self.counts.opens.get() + 1);
             Ok(MemoryLayer {
                 digest: digest.to_string(),
                 mismatched: self.mismatched.contains(digest),
                 vanishing: self.vanishing.contains(digest),
                 ..MemoryLayer::new(bytes.clone(), self.counts.clone())
             })
+        }
+
+        fn cached(&self, key: &str) -> Option<Vec<u8>> {
+            self.cache.as_ref()?.borrow().get(key).cloned()
+        }
+
+        fn keep(&self, key: &str, value: &[u8]) {
+            if let Some(cache) = &self.cache {
+                cache.borrow_mut().insert(key.to_owned(), value.to_vec());
+            }
         }
     }
 

@@ -68,7 +68,7 @@ use tar::Archive;
 
 use reader::LayerReader;
 use stream::Stream;
-use tree::{Content, Dir, LayerId, Leaf, Node};
+use tree::{Changes, Content, Dir, LayerId, Leaf, Node};
 
 /// The root filesystem of the layers applied so far.
 ///
@@ -85,6 +85,31 @@ pub struct Overlay {
     layers: Vec<String>,
     /// Faults handled while applying, each naming the layer and the path.
     warnings: Vec<String>,
+}
+
+/// What one layer changes, read from its tar: whatever the layers below,
+/// so that it can be kept, by its diff_id, and applied to other images
+/// that share the layer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LayerChanges {
+    changes: Changes,
+    /// The path and the fault of each entry that could not be applied.
+    warnings: Vec<(String, String)>,
+}
+
+impl LayerChanges {
+    /// A compact encoding, for [`LayerChanges::from_bytes`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Encoding into memory fails only on types serde cannot encode,
+        // which these are not.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// The changes [`LayerChanges::to_bytes`] encoded; none when `bytes`
+    /// are not such an encoding.
+    pub fn from_bytes(bytes: &[u8]) -> Option<LayerChanges> {
+        postcard::from_bytes(bytes).ok()
+    }
 }
 
 /// Why a layer could not be applied. The overlay is then as it was before
@@ -142,19 +167,33 @@ impl Overlay {
     }
 
     /// Applies one layer, given as an uncompressed tar, on top of those
-    /// applied before.
-    ///
-    /// The tar is read once from its start. Data not needed is skipped
-    /// with `SeekFrom::Current(n)`, `n >= 0`, followed by a read of one
-    /// byte (which catches a tar that ends inside the skipped data); no
-    /// other seek is made, and the position `seek` returns is not used.
+    /// applied before: [`Overlay::read_layer`], then [`Overlay::apply`].
     /// When the layer fails, nothing of it is applied.
     pub fn apply_layer<R: Read + Seek>(
         &mut self,
         layer_digest: &str,
         tar: R,
     ) -> Result<(), LayerError> {
-        let mut reader = LayerReader::new(layer_digest, self.wanted, &self.root);
+        let changes = self.read_layer(layer_digest, tar)?;
+        self.apply(layer_digest, changes);
+        Ok(())
+    }
+
+    /// Reads one layer, given as an uncompressed tar, into the changes it
+    /// makes, which do not depend on the layers below: they can be kept
+    /// (see [`LayerChanges::to_bytes`]) and applied again to another
+    /// overlay with the same `wanted`.
+    ///
+    /// The tar is read once from its start. Data not needed is skipped
+    /// with `SeekFrom::Current(n)`, `n >= 0`, followed by a read of one
+    /// byte (which catches a tar that ends inside the skipped data); no
+    /// other seek is made, and the position `seek` returns is not used.
+    pub fn read_layer<R: Read + Seek>(
+        &self,
+        layer_digest: &str,
+        tar: R,
+    ) -> Result<LayerChanges, LayerError> {
+        let mut reader = LayerReader::new(self.wanted);
         let mut archive = Archive::new(Stream::new(tar));
         let read = reader.read(&mut archive);
         let (changes, warnings) = reader.finish();
@@ -172,12 +211,27 @@ impl Overlay {
                 }
             });
         }
+        Ok(LayerChanges { changes, warnings })
+    }
 
-        let layer: LayerId = self.layers.len();
-        self.root.apply(changes, layer);
+    /// Applies the changes of the layer `layer_digest` on top of the
+    /// layers applied before.
+    pub fn apply(&mut self, layer_digest: &str, layer: LayerChanges) {
+        let LayerChanges {
+            mut changes,
+            mut warnings,
+        } = layer;
+        changes.resolve_links(&self.root, &mut Vec::new(), &mut |path, what| {
+            warnings.push((path.to_owned(), what.to_owned()));
+        });
+        let id: LayerId = self.layers.len();
+        self.root.apply(changes, id);
         self.layers.push(layer_digest.to_string());
-        self.warnings.extend(warnings);
-        Ok(())
+        self.warnings.extend(
+            warnings
+                .into_iter()
+                .map(|(path, what)| format!("layer {layer_digest}: {path}: {what}")),
+        );
     }
 
     /// Faults handled while applying layers, in order, each naming the

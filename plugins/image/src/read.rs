@@ -20,7 +20,7 @@ use std::fmt;
 
 use crate::content::{Content, StreamReader};
 use crate::oci::Platform;
-use crate::overlay::Overlay;
+use crate::overlay::{LayerChanges, Overlay};
 use crate::resolve::{ResolveError, Resolved, resolve};
 
 /// The most bytes read of an index, a manifest or a config.
@@ -70,6 +70,11 @@ impl<E: std::error::Error + 'static> std::error::Error for ImageError<E> {
 /// each with its diff_id. Every layer is finished, and so checked against
 /// its digests, before the next is opened. The faults the overlay handled
 /// are in [`Overlay::warnings`].
+///
+/// The changes a layer makes are kept with [`Content::keep`] under its
+/// diff_id once it has been read and checked, and a layer whose changes
+/// [`Content::cached`] has is not opened at all: images that share a layer
+/// pay for reading it once, and give the same overlay as a cold read.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -151,22 +156,55 @@ pub fn read_image<C: Content>(
     let mut overlay = Overlay::new(wanted);
     let layers = resolved.manifest.layers.iter();
     for (layer, diff_id) in layers.zip(&resolved.config.diff_ids) {
-        let stream = content
-            .open_layer(&layer.digest, diff_id)
-            .map_err(ImageError::Content)?;
-        let mut reader = StreamReader::new(stream);
-        if let Err(err) = overlay.apply_layer(&layer.digest, &mut reader) {
+        let key = format!("{LAYER_KEY}{diff_id}");
+        let changes = match content
+            .cached(&key)
+            .and_then(|b| LayerChanges::from_bytes(&b))
+        {
+            Some(changes) => changes,
+            None => {
+                let changes = read_layer(content, &overlay, &layer.digest, diff_id)?;
+                content.keep(&key, &changes.to_bytes());
+                changes
+            }
+        };
+        overlay.apply(&layer.digest, changes);
+    }
+    Ok((resolved, overlay))
+}
+
+/// The prefix of the key under which the changes of a layer are kept,
+/// followed by its diff_id: the changes depend only on the uncompressed
+/// tar and on `wanted`, fixed for one build of a plugin.
+const LAYER_KEY: &str = "layer-changes/";
+
+/// Reads the layer `digest` into its changes, and checks it against its
+/// digests.
+fn read_layer<C: Content>(
+    content: &C,
+    overlay: &Overlay,
+    digest: &str,
+    diff_id: &str,
+) -> Result<LayerChanges, ImageError<C::Error>> {
+    let stream = content
+        .open_layer(digest, diff_id)
+        .map_err(ImageError::Content)?;
+    let mut reader = StreamReader::new(stream);
+    match overlay.read_layer(digest, &mut reader) {
+        Ok(changes) => {
+            reader.finish().map_err(ImageError::Content)?;
+            Ok(changes)
+        }
+        Err(err) => {
             // The order of the module documentation: the content error
             // that stopped reading, then the digests, then the tar.
             if let Some(content_error) = reader.take_error() {
                 return Err(ImageError::Content(content_error));
             }
             reader.finish().map_err(ImageError::Content)?;
-            return Err(ImageError::Invalid(err.to_string()));
+            Err(ImageError::Invalid(err.to_string()))
         }
-        reader.finish().map_err(ImageError::Content)?;
     }
-    Ok((resolved, overlay))
 }
 
 #[cfg(test)]
@@ -385,5 +423,126 @@ mod tests {
         assert!(counts.skips.get() >= 2, "{counts:?}");
         assert!(counts.skipped.get() >= 2 * (4 << 20), "{counts:?}");
         assert!(counts.read.get() <= 3 << 20, "{counts:?}");
+    }
+
+    /// A layer tar of regular files, `(path, contents)`, then hard links,
+    /// `(path, target)`.
+    fn tar_with_links(files: &[(&str, &[u8])], links: &[(&str, &str)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, contents) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(contents.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, path, *contents).unwrap();
+        }
+        for (path, target) in links {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Link);
+            header.set_size(0);
+            builder.append_link(&mut header, path, target).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// What a scan sees of an overlay: every wanted file, its layer, and
+    /// the warnings.
+    fn seen(overlay: &Overlay) -> Vec<String> {
+        let paths = [
+            "etc/os-release",
+            "etc/motd",
+            "etc/issue",
+            "etc/gone",
+            "etc/motd.d",
+        ];
+        let mut seen: Vec<String> = paths
+            .iter()
+            .map(|path| {
+                format!(
+                    "{path}: {:?} {:?}",
+                    overlay.read(path).map_err(|e| e.to_string()),
+                    overlay.layer_of(path)
+                )
+            })
+            .collect();
+        seen.extend(overlay.warnings().iter().cloned());
+        seen
+    }
+
+    // A layer read once is kept by its diff_id; the next read of an image
+    // with that layer opens no layer and gives the same overlay.
+    #[test]
+    fn kept_layers_are_not_read_again_and_give_the_same_overlay() {
+        let mut memory = Memory {
+            cache: Some(Default::default()),
+            ..Memory::default()
+        };
+        store_image(
+            &mut memory,
+            vec![
+                tar(&[
+                    ("etc/os-release", b"ID=debian\n"),
+                    ("etc/motd", b"old"),
+                    ("etc/gone", b"x"),
+                ]),
+                // A link to a lower file, and one to a lower directory.
+                tar_with_links(
+                    &[("etc/.wh.gone", b"")],
+                    &[("etc/issue", "etc/motd"), ("etc/motd.d", "etc")],
+                ),
+            ],
+        );
+
+        let (_, cold) = read(&memory).unwrap();
+        assert_eq!(memory.counts.opens.get(), 2);
+        assert_eq!(memory.cache.as_ref().unwrap().borrow().len(), 2);
+        let (_, warm) = read(&memory).unwrap();
+        assert_eq!(memory.counts.opens.get(), 2, "a kept layer was opened");
+        assert_eq!(seen(&warm), seen(&cold));
+        // The hard link to a lower file was resolved when applied.
+        assert_eq!(text(&warm, "etc/issue"), "old");
+        assert!(warm.read("etc/gone").is_err());
+        assert_eq!(
+            warm.warnings(),
+            ["layer sha256:l2: etc/motd.d: a hard link to the directory etc; ignored"]
+        );
+    }
+
+    // What is kept is untrusted bytes: a value that is not an encoding of
+    // changes is a miss, and the layer is read.
+    #[test]
+    fn a_kept_value_that_does_not_decode_is_read_again() {
+        let mut memory = Memory {
+            cache: Some(Default::default()),
+            ..Memory::default()
+        };
+        store_image(
+            &mut memory,
+            vec![tar(&[("etc/os-release", b"ID=debian\n")])],
+        );
+        let (_, cold) = read(&memory).unwrap();
+        for value in memory.cache.as_ref().unwrap().borrow_mut().values_mut() {
+            *value = b"\xff\xff\xff garbage".to_vec();
+        }
+
+        let (_, again) = read(&memory).unwrap();
+        assert_eq!(memory.counts.opens.get(), 2);
+        assert_eq!(seen(&again), seen(&cold));
+    }
+
+    // A layer that fails its digests is not kept.
+    #[test]
+    fn a_layer_that_fails_its_digests_is_not_kept() {
+        let mut memory = Memory {
+            cache: Some(Default::default()),
+            ..Memory::default()
+        };
+        store_image(
+            &mut memory,
+            vec![tar(&[("etc/os-release", b"ID=debian\n")])],
+        );
+        memory.mismatched.insert("sha256:l1".to_string());
+
+        assert!(read(&memory).is_err());
+        assert!(memory.cache.as_ref().unwrap().borrow().is_empty());
     }
 }

@@ -6,8 +6,10 @@
 //! that is not kept and only hides what is below it. Entries that cannot
 //! be applied become warnings; only a tar that cannot be read is an error.
 //!
-//! Nothing is applied here: the lower layers are only looked at, and the
-//! changes are merged by the caller once the whole tar has been read.
+//! Nothing is applied here, and the lower layers are not looked at: the
+//! changes are the layer's alone, so that they can be kept and applied on
+//! top of any layers. The caller merges them once the whole tar has been
+//! read, resolving then the hard links to lower files.
 
 use std::io::{self, Read, Seek};
 
@@ -15,7 +17,7 @@ use tar::{Archive, Entry, EntryType};
 
 use super::entry_path::{self, Name};
 use super::stream::Stream;
-use super::tree::{Changes, Content, Dir, Leaf, Lookup, Node};
+use super::tree::{Changes, Content, Leaf, Lookup, not_kept_link};
 
 /// The largest file whose bytes are kept. Package databases of real images
 /// are a few MiB; a bigger file at a wanted path is not one.
@@ -27,30 +29,25 @@ pub(super) const MAX_KEPT_FILE: u64 = 64 << 20;
 const MAX_DEPTH: usize = 256;
 
 /// The state of one layer being read: its entries are gathered into
-/// `changes`, looking at `lower` (the layers below, unchanged until the
-/// whole tar has been read) for hard links and for what an entry hides.
-pub(super) struct LayerReader<'a> {
-    digest: &'a str,
+/// `changes`.
+pub(super) struct LayerReader {
     wanted: fn(&str) -> bool,
-    lower: &'a Dir,
     changes: Changes,
-    warnings: Vec<String>,
+    /// The path and the fault of each entry that could not be applied.
+    warnings: Vec<(String, String)>,
 }
 
-impl<'a> LayerReader<'a> {
-    /// A reader for the layer `digest` on top of `lower`.
-    pub(super) fn new(digest: &'a str, wanted: fn(&str) -> bool, lower: &'a Dir) -> Self {
+impl LayerReader {
+    pub(super) fn new(wanted: fn(&str) -> bool) -> Self {
         LayerReader {
-            digest,
             wanted,
-            lower,
             changes: Changes::default(),
             warnings: Vec::new(),
         }
     }
 
     /// The changes and the warnings of the entries read.
-    pub(super) fn finish(self) -> (Changes, Vec<String>) {
+    pub(super) fn finish(self) -> (Changes, Vec<(String, String)>) {
         (self.changes, self.warnings)
     }
 
@@ -66,8 +63,7 @@ impl<'a> LayerReader<'a> {
     }
 
     fn warn(&mut self, path: &str, what: &str) {
-        self.warnings
-            .push(format!("layer {}: {path}: {what}", self.digest));
+        self.warnings.push((path.to_owned(), what.to_owned()));
     }
 
     /// Records one entry. Only a failure to read the tar is an error; an
@@ -165,7 +161,7 @@ impl<'a> LayerReader<'a> {
             | EntryType::GNUSparse
             | EntryType::Char
             | EntryType::Block
-            | EntryType::Fifo => self.changes.hide(&components, self.lower),
+            | EntryType::Fifo => self.changes.hide(&components),
             other => {
                 let what = format!("an entry of type {other:?}, which is not a file; ignored");
                 self.warn(&path, &what);
@@ -198,9 +194,8 @@ impl<'a> LayerReader<'a> {
             );
             self.warn(path, &what);
             return Ok(Content::NotKept(format!(
-                "it has {size} bytes, more than {} MiB (layer {})",
-                MAX_KEPT_FILE >> 20,
-                self.digest
+                "it has {size} bytes, more than {} MiB",
+                MAX_KEPT_FILE >> 20
             )));
         }
 
@@ -217,8 +212,8 @@ impl<'a> LayerReader<'a> {
     }
 
     /// A hard link: at a wanted path, a copy of what is kept of its
-    /// target, from this layer (earlier in the tar) or a lower one;
-    /// elsewhere, like any non-directory that is not kept.
+    /// target, from this layer (earlier in the tar) or, once applied, a
+    /// lower one; elsewhere, like any non-directory that is not kept.
     ///
     /// The target is looked up as this layer has it so far, else as the
     /// lower layers have it, without this layer's whiteouts: tar writers
@@ -238,35 +233,28 @@ impl<'a> LayerReader<'a> {
             return;
         };
         if !wanted {
-            self.changes.hide(components, self.lower);
+            self.changes.hide(components);
             return;
         }
 
-        let copy = match self.changes.lookup(&target_components) {
-            Lookup::Leaf(leaf) => Some(leaf.clone()),
-            Lookup::Dir => None,
-            Lookup::NotKept => Some(not_kept_link(&target)),
-            Lookup::Absent if target_components.is_empty() => None,
-            Lookup::Absent => match self.lower.get(&target_components) {
-                Some(Node::Leaf { leaf, .. }) => Some(leaf.clone()),
-                Some(Node::Dir(_)) => None,
-                None => Some(not_kept_link(&target)),
-            },
-        };
-        match copy {
-            Some(leaf) => self.changes.put(components, leaf),
-            None => {
+        match self.changes.lookup(&target_components) {
+            Lookup::Leaf(leaf) => {
+                let leaf = leaf.clone();
+                self.changes.put(components, leaf);
+            }
+            Lookup::Link(lower_target) => {
+                let lower_target: Vec<String> = lower_target.to_vec();
+                let lower_target: Vec<&str> = lower_target.iter().map(String::as_str).collect();
+                self.changes.link_below(components, &lower_target);
+            }
+            Lookup::NotKept => self.changes.put(components, not_kept_link(&target)),
+            Lookup::Absent if !target_components.is_empty() => {
+                self.changes.link_below(components, &target_components);
+            }
+            Lookup::Dir | Lookup::Absent => {
                 let what = format!("a hard link to the directory {target}; ignored");
                 self.warn(path, &what);
             }
         }
     }
-}
-
-/// A hard link whose target's contents are not known: it was not kept (its
-/// path is not wanted) or is not in the image.
-fn not_kept_link(target: &str) -> Leaf {
-    Leaf::File(Content::NotKept(format!(
-        "it is a hard link to {target}, whose contents were not kept"
-    )))
 }

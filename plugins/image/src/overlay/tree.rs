@@ -15,6 +15,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 /// The position of a layer in the order applied, bottom first: an index
 /// into the overlay's list of layer digests.
 pub(super) type LayerId = usize;
@@ -43,7 +45,7 @@ pub(super) enum Node {
 }
 
 /// Anything that is not a directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Leaf {
     /// A regular file (or a hard link to one).
     File(Content),
@@ -54,7 +56,7 @@ pub(super) enum Leaf {
 }
 
 /// What is known of a regular file's bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Content {
     /// The whole contents.
     Kept(Vec<u8>),
@@ -100,6 +102,12 @@ impl Dir {
                 Change::Put(leaf) => {
                     self.children.insert(name, Node::Leaf { leaf, layer });
                 }
+                // Resolved before the changes are applied; one left over
+                // is a file whose contents are unknown.
+                Change::Link(target) => {
+                    let leaf = not_kept_link(&target.join("/"));
+                    self.children.insert(name, Node::Leaf { leaf, layer });
+                }
                 Change::Dir(sub) => match self.children.get_mut(&name) {
                     Some(Node::Dir(lower)) => lower.apply(sub, layer),
                     // A directory replaces a lower non-directory, or is new.
@@ -112,8 +120,10 @@ impl Dir {
     }
 }
 
-/// A directory as one layer changes it.
-#[derive(Debug, Default)]
+/// A directory as one layer changes it, whatever the layers below: so
+/// that the changes of a layer read once can be kept and applied again on
+/// top of other layers.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct Changes {
     /// Whether a directory entry of the layer names this directory (rather
     /// than only entries below it).
@@ -130,7 +140,7 @@ pub(super) struct Changes {
 }
 
 /// What one layer does to one name of a directory.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 enum Change {
     /// A directory, merged with a lower directory of the same name.
     Dir(Changes),
@@ -139,6 +149,10 @@ enum Change {
     /// A non-directory that is not kept: it removes what was below and
     /// leaves nothing.
     Hide,
+    /// A hard link at a kept path to a target that is not in this layer:
+    /// a copy of what the lower layers have at the target (its components,
+    /// as the link names it), known only when the layer is applied.
+    Link(Vec<String>),
 }
 
 /// What the layer being read has at a path, for a hard link's target.
@@ -150,6 +164,8 @@ pub(super) enum Lookup<'a> {
     Dir,
     /// Something that is not kept.
     NotKept,
+    /// A hard link to a lower layer's file, by its components.
+    Link(&'a [String]),
     /// Nothing: the lower layers decide.
     Absent,
 }
@@ -169,17 +185,71 @@ impl Changes {
         }
     }
 
-    /// Records a non-directory at `components` that is not kept. It is
-    /// remembered only where it removes something: a lower node or an
-    /// earlier entry of the same layer.
-    pub(super) fn hide(&mut self, components: &[&str], lower: &Dir) {
+    /// Records a non-directory at `components` that is not kept: it
+    /// removes whatever the lower layers, or earlier entries of this
+    /// layer, have there.
+    pub(super) fn hide(&mut self, components: &[&str]) {
         if let Some((name, parents)) = components.split_last() {
-            let below = lower.get(components).is_some();
             let parent = self.dir_mut(parents);
-            if below || parent.children.contains_key(*name) {
-                parent.children.insert(name.to_string(), Change::Hide);
-            }
+            parent.children.insert(name.to_string(), Change::Hide);
         }
+    }
+
+    /// Records a hard link at `components` to `target`, which this layer
+    /// does not have: resolved against the lower layers when applied.
+    pub(super) fn link_below(&mut self, components: &[&str], target: &[&str]) {
+        if let Some((name, parent)) = components.split_last() {
+            let target = target.iter().map(|c| c.to_string()).collect();
+            let parent = self.dir_mut(parent);
+            parent
+                .children
+                .insert(name.to_string(), Change::Link(target));
+        }
+    }
+
+    /// Replaces every hard link to a lower target by a copy of what `lower`
+    /// has there (or a file whose contents are unknown, when it has
+    /// nothing); a link to a directory is dropped, and `warn` is told its
+    /// path and target. `path` is where these changes are, from the root.
+    pub(super) fn resolve_links(
+        &mut self,
+        lower: &Dir,
+        path: &mut Vec<String>,
+        warn: &mut dyn FnMut(&str, &str),
+    ) {
+        self.children.retain(|name, change| {
+            path.push(name.clone());
+            let keep = match change {
+                Change::Dir(sub) => {
+                    sub.resolve_links(lower, path, warn);
+                    true
+                }
+                Change::Link(target) => {
+                    let components: Vec<&str> = target.iter().map(String::as_str).collect();
+                    let shown = target.join("/");
+                    match lower.get(&components) {
+                        Some(Node::Leaf { leaf, .. }) => {
+                            *change = Change::Put(leaf.clone());
+                            true
+                        }
+                        Some(Node::Dir(_)) => {
+                            warn(
+                                &path.join("/"),
+                                &format!("a hard link to the directory {shown}; ignored"),
+                            );
+                            false
+                        }
+                        None => {
+                            *change = Change::Put(not_kept_link(&shown));
+                            true
+                        }
+                    }
+                }
+                Change::Put(_) | Change::Hide => true,
+            };
+            path.pop();
+            keep
+        });
     }
 
     /// Records `.wh.NAME` in the directory at `parent`.
@@ -202,8 +272,11 @@ impl Changes {
                 (Some(Change::Dir(child)), false) => dir = child,
                 (Some(Change::Dir(_)), true) => return Lookup::Dir,
                 (Some(Change::Put(leaf)), true) => return Lookup::Leaf(leaf),
+                (Some(Change::Link(target)), true) => return Lookup::Link(target),
                 // Nothing of a lower layer shows under a non-directory.
-                (Some(Change::Put(_) | Change::Hide), _) => return Lookup::NotKept,
+                (Some(Change::Put(_) | Change::Hide | Change::Link(_)), _) => {
+                    return Lookup::NotKept;
+                }
             }
         }
         Lookup::Dir
@@ -238,6 +311,10 @@ impl Changes {
                 let node = match change {
                     Change::Dir(sub) => Node::Dir(sub.into_dir(layer)),
                     Change::Put(leaf) => Node::Leaf { leaf, layer },
+                    Change::Link(target) => Node::Leaf {
+                        leaf: not_kept_link(&target.join("/")),
+                        layer,
+                    },
                     Change::Hide => return None,
                 };
                 Some((name, node))
@@ -248,4 +325,12 @@ impl Changes {
             children,
         }
     }
+}
+
+/// A hard link whose target's contents are not known: it was not kept (its
+/// path is not wanted) or is not in the image.
+pub(super) fn not_kept_link(target: &str) -> Leaf {
+    Leaf::File(Content::NotKept(format!(
+        "it is a hard link to {target}, whose contents were not kept"
+    )))
 }
