@@ -11,7 +11,7 @@ use serde_json::Value;
 use support::agent::{self, Agent, wait_for};
 use support::oci::{Entry, blob_path, layer, write_image};
 use support::two_layer_image;
-use support::{fixtures, minbase, minbase_root};
+use support::{fixtures, minbase, minbase_root, rebuilt};
 
 /// Starts the agent on `layout` and the host root of the minbase
 /// fixture; `extra` goes into its [scan] table (and may open tables of its
@@ -261,18 +261,6 @@ fn sigkill_loses_no_finished_result_and_unfinished_work_resumes() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(files.len(), images.len() + 1, "{files:?}");
-}
-
-/// `component` with a custom section appended: the same plugin, another
-/// component digest, as a rebuild gives.
-fn rebuilt(component: &[u8], note: &str) -> Vec<u8> {
-    let mut payload = vec![note.len() as u8];
-    payload.extend_from_slice(note.as_bytes());
-    let mut bytes = component.to_vec();
-    bytes.push(0); // custom section
-    bytes.push(payload.len() as u8);
-    bytes.extend_from_slice(&payload);
-    bytes
 }
 
 fn plugins(daemon: &Agent) -> Value {

@@ -189,7 +189,7 @@ fn a_component_for_an_incompatible_contract_is_refused_naming_both_versions() {
     assert!(message.contains(&*path.to_string_lossy()), "{message}");
     assert!(message.contains("1.0.0"), "{message}");
     assert!(
-        message.contains("scanhost:plugin/plugin@0.1.0"),
+        message.contains("scanhost:plugin/plugin@0.1.1"),
         "{message}"
     );
     assert_good_scan(&runtime);

@@ -438,3 +438,55 @@ fn a_full_reference_with_colons_selects_the_image() {
         alpine.manifest.as_str()
     );
 }
+
+/// A document without what differs between two runs: its serial number
+/// and timestamp.
+fn stable(mut doc: Value) -> Value {
+    doc.as_object_mut().unwrap().remove("serialNumber");
+    doc["metadata"].as_object_mut().unwrap().remove("timestamp");
+    doc
+}
+
+// What the image scanner made of each layer is kept by diff_id: a second
+// scan needs no layer blob and gives the same document; another build of
+// the plugin (a new component digest) does not read what the first kept.
+#[test]
+fn a_warm_cache_gives_the_cold_document_and_another_build_does_not_read_it() {
+    let layout = tempfile::tempdir().unwrap();
+    let image = support::two_layer_image(layout.path(), "example.test/debian:12");
+    let cache = tempfile::tempdir().unwrap();
+    let scan = |plugin_dir: Option<&Path>| {
+        let mut command = support::scanhost();
+        command
+            .env_remove("SCANHOST_NO_CACHE")
+            .arg("scan")
+            .arg(layout.path())
+            .arg("--cache-dir")
+            .arg(cache.path());
+        if let Some(dir) = plugin_dir {
+            command.arg("--plugin-dir").arg(dir);
+        }
+        command.output().unwrap()
+    };
+
+    let cold = stable(document(&scan(None)));
+    assert_eq!(packages(&cold).len(), 96);
+    // The layers are gone: only what was kept can give the document.
+    for layer in &image.layers {
+        std::fs::remove_file(blob_path(layout.path(), layer)).unwrap();
+    }
+    let warm = stable(document(&scan(None)));
+    assert_eq!(warm, cold);
+
+    let plugins = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read(support::test_plugin("image-scanner")).unwrap();
+    std::fs::write(
+        plugins.path().join("image-scanner.wasm"),
+        support::rebuilt(&shipped, "another build"),
+    )
+    .unwrap();
+    let other_build = scan(Some(plugins.path()));
+    let stderr = String::from_utf8_lossy(&other_build.stderr);
+    assert_eq!(other_build.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&image.layers[0]), "{stderr}");
+}

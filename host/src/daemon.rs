@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::containerd::Client;
 use crate::metrics::Metrics;
 use crate::outputs::Outputs;
+use crate::plugin_cache::PluginCache;
 use crate::plugins::{self, Limits, LivePlugins, Registry, Runtime, TargetKind};
 use crate::queue::{self, Queue};
 use crate::scan::worker::{self, retry_of};
@@ -65,8 +66,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         canonical
     });
     let watched_dir = plugin_dir.clone();
+    let plugin_cache = match config.cache.max_size {
+        0 => None,
+        max_size => Some(Arc::new(
+            PluginCache::new(store.database(), max_size).with_context(|| {
+                format!(
+                    "cannot open the plugin cache in {}",
+                    config.state_dir.join("workloads.redb").display()
+                )
+            })?,
+        )),
+    };
     let (runtime, plugins) = tokio::task::spawn_blocking(move || {
-        let runtime = Runtime::new(limits, Some(&cache_dir))?;
+        let mut runtime = Runtime::new(limits, Some(&cache_dir))?;
+        if let Some(cache) = plugin_cache {
+            runtime = runtime.with_plugin_cache(cache);
+        }
         let plugins = LivePlugins::load(&runtime, plugin_dir.as_deref())?;
         anyhow::Ok((Arc::new(runtime), Arc::new(plugins)))
     })

@@ -32,6 +32,7 @@ pub mod content;
 pub mod daemon;
 pub mod metrics;
 pub mod outputs;
+pub mod plugin_cache;
 pub mod plugins;
 pub mod queue;
 pub mod sbom;

@@ -21,11 +21,15 @@ use scanhost::containerd::{self, Client};
 use scanhost::content::containerd::ContainerdContent;
 use scanhost::content::oci_layout::ref_name;
 use scanhost::content::{ContentError, Digest, OciLayout};
+use scanhost::plugin_cache::PluginCache;
 use scanhost::plugins::{Limits, Registry, Runtime, TargetKind};
 use scanhost::sbom::{self, Subject};
 use scanhost::target::{ImageTarget, Target, host_platform};
 use scanhost::workload::Kind;
 use scanhost_image::oci::Platform;
+
+/// The most `scanhost scan` keeps of what plugins made of layers.
+const PLUGIN_CACHE_SIZE: u64 = 256 << 20;
 
 const EXIT_USAGE: u8 = 2;
 const EXIT_RETRYABLE: u8 = 3;
@@ -103,6 +107,11 @@ struct ScanArgs {
     /// Memory one plugin instance may use, e.g. `512MiB`.
     #[arg(long, value_name = "SIZE", default_value = "512MiB")]
     max_memory: bytesize::ByteSize,
+
+    /// Neither read nor keep what plugins made of layers in earlier scans
+    /// (kept in the cache directory).
+    #[arg(long, env = "SCANHOST_NO_CACHE")]
+    no_cache: bool,
 
     /// containerd's socket, for `containerd://NAMESPACE/NAME`.
     #[arg(
@@ -301,7 +310,24 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         max_memory: args.max_memory.as_u64(),
     };
     let cache_dir = args.cache_dir.or_else(default_cache_dir);
-    let runtime = Runtime::new(limits, cache_dir.as_deref())?;
+    let mut runtime = Runtime::new(limits, cache_dir.as_deref())?;
+    if !args.no_cache
+        && let Some(dir) = &cache_dir
+    {
+        // Another scan running at the same time holds the file: this one
+        // then keeps nothing.
+        let file = dir.join("plugin-cache.redb");
+        match std::fs::create_dir_all(dir)
+            .map_err(redb::Error::Io)
+            .and_then(|()| PluginCache::open(&file, PLUGIN_CACHE_SIZE))
+        {
+            Ok(cache) => runtime = runtime.with_plugin_cache(Arc::new(cache)),
+            Err(err) => tracing::warn!(
+                file = %file.display(),
+                "plugin cache not used: {err}"
+            ),
+        }
+    }
     let (registry, _refused) = Registry::load(&runtime, args.plugin_dir.as_deref())?;
 
     let outcome = scanhost::scan::scan(&runtime, &registry, &target)?;

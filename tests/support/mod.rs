@@ -63,6 +63,18 @@ pub fn alpine_image(layout: &Path, name: &str) -> oci::Image {
     oci::write_image(layout, name, &[only])
 }
 
+/// `component` with a custom section appended: the same plugin, another
+/// component digest, as a rebuild gives.
+pub fn rebuilt(component: &[u8], note: &str) -> Vec<u8> {
+    let mut payload = vec![note.len() as u8];
+    payload.extend_from_slice(note.as_bytes());
+    let mut bytes = component.to_vec();
+    bytes.push(0); // custom section
+    bytes.push(payload.len() as u8);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
 /// The directory of test components built by the host's build script.
 pub fn test_plugin(name: &str) -> PathBuf {
     Path::new(env!("SCANHOST_TEST_PLUGINS")).join(format!("{}.wasm", name.replace('-', "_")))
@@ -74,11 +86,13 @@ pub fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
 }
 
-/// `scanhost` with the shared compilation cache.
+/// `scanhost` with the shared compilation cache, and without the plugin
+/// cache: each test sees its own input, not what another one kept.
 pub fn scanhost() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_scanhost"));
     command
         .env("SCANHOST_LOG", "info")
+        .env("SCANHOST_NO_CACHE", "true")
         .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")));
     command
 }

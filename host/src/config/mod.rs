@@ -106,6 +106,27 @@ pub struct Config {
     pub output: OutputConfig,
     /// Table `[api]`.
     pub api: ApiConfig,
+    /// Table `[cache]`.
+    pub cache: CacheConfig,
+}
+
+/// `[cache]`: what plugins keep across scans (what they made of each
+/// layer), in the workload database.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "the [cache] table")]
+pub struct CacheConfig {
+    /// The most bytes kept; the least recently used values go first. 0
+    /// keeps nothing. Default 256 MiB.
+    #[serde(deserialize_with = "size")]
+    pub max_size: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_size: 256 << 20,
+        }
+    }
 }
 
 /// `[scan]`: how scans run and how failed ones are retried.
@@ -233,6 +254,7 @@ impl Default for Config {
             sources: SourcesConfig::default(),
             output: OutputConfig::default(),
             api: ApiConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }

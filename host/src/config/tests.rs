@@ -58,6 +58,8 @@ fn full_file_sets_every_field() {
         dir = "/srv/sboms"
         [api]
         listen = "[::1]:9000"
+        [cache]
+        max_size = "1GiB"
     "#;
     let expected = Config {
         state_dir: "/srv/scanhost".into(),
@@ -99,6 +101,9 @@ fn full_file_sets_every_field() {
         },
         api: ApiConfig {
             listen: "[::1]:9000".into(),
+        },
+        cache: CacheConfig {
+            max_size: 1024 * MIB,
         },
     };
     let config = parse(text).unwrap();

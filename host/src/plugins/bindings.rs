@@ -1,5 +1,5 @@
 //! Host side of the WIT contract: generated bindings and the imports the
-//! host implements (`log`, `content`).
+//! host implements (`log`, `content`, `cache`).
 //!
 //! The `content` import serves the blobs of the image being scanned, with
 //! every check done on the host side (see [`crate::content`]); a plugin
@@ -27,7 +27,7 @@ pub use self::scanhost::plugin::types::{
 };
 
 /// The semantic version of the contract this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.1";
 
 /// The interface every plugin exports, without its version.
 pub const PLUGIN_INTERFACE: &str = "scanhost:plugin/plugin";
@@ -69,6 +69,18 @@ impl self::scanhost::plugin::content::Host for ScanState {
         self.table
             .push(stream)
             .map_err(|err| ContentError::Io(format!("layer {digest}: {err}")))
+    }
+}
+
+impl self::scanhost::plugin::cache::Host for ScanState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.cache.as_ref()?.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) {
+        if let Some(cache) = &self.cache {
+            cache.set(&key, &value);
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use super::bindings::{self, Description, Report, ScannerPre, TargetKind};
 use super::cache::{CompileCache, Compiled};
 use super::contract::{self, ContractError};
 use super::state::ScanState;
+use crate::plugin_cache::PluginCache;
 use crate::target::Target;
 
 /// How often the engine's epoch advances: the resolution of deadlines.
@@ -157,6 +158,8 @@ pub struct Runtime {
     linker: Linker<ScanState>,
     cache: Option<CompileCache>,
     limits: Limits,
+    /// What plugins keep across scans; none keeps nothing.
+    plugin_cache: Option<Arc<PluginCache>>,
 }
 
 impl Runtime {
@@ -193,7 +196,14 @@ impl Runtime {
             linker,
             cache,
             limits,
+            plugin_cache: None,
         })
+    }
+
+    /// The runtime, with the plugins' `cache` import served by `cache`.
+    pub fn with_plugin_cache(mut self, cache: Arc<PluginCache>) -> Self {
+        self.plugin_cache = Some(cache);
+        self
     }
 
     pub fn limits(&self) -> Limits {
@@ -292,7 +302,7 @@ impl Runtime {
         };
 
         let name: Arc<str> = plugin.name.as_str().into();
-        let (state, wit_target) = match target {
+        let (mut state, wit_target) = match target {
             Target::Host { root } => {
                 let state = ScanState::with_root(name, self.limits.max_memory, root)
                     .map_err(|err| failure(FailureKind::Setup, err.to_string()))?;
@@ -318,6 +328,10 @@ impl Runtime {
             }
         };
 
+        state.cache = self
+            .plugin_cache
+            .as_ref()
+            .map(|cache| cache.scope(&plugin.name, &plugin.digest));
         let timeout = self.limits.scan_timeout;
         let mut store = self.store(state, timeout);
         let outcome = plugin.pre.instantiate(&mut store).and_then(|scanner| {

@@ -12,6 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::log_stream::LogStream;
 use crate::content::BlobStore;
+use crate::plugin_cache::Scope;
 
 /// Store data of one scan.
 pub struct ScanState {
@@ -20,6 +21,8 @@ pub struct ScanState {
     pub table: ResourceTable,
     /// The blobs of the image being scanned; none for host targets.
     pub content: Option<Arc<dyn BlobStore>>,
+    /// What the plugin kept across scans; none when nothing is kept.
+    pub cache: Option<Scope>,
     wasi: WasiCtx,
     limits: MemoryCap,
 }
@@ -63,6 +66,7 @@ impl ScanState {
             plugin,
             table: ResourceTable::new(),
             content: None,
+            cache: None,
             wasi: wasi.build(),
             limits: MemoryCap {
                 max_memory,

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -138,7 +138,8 @@ pub enum StoreError {
 pub struct Store {
     /// The database file, for messages.
     path: PathBuf,
-    db: Database,
+    /// Shared with the plugin cache, which keeps its tables here too.
+    db: Arc<Database>,
     /// The `workloads` table as of the last commit: only a holder of
     /// `writer` changes it, right after its commit. See [`Memory`] for its
     /// invariants.
@@ -300,11 +301,16 @@ impl Store {
         );
         Ok(Store {
             path: path.to_owned(),
-            db,
+            db: Arc::new(db),
             memory: RwLock::new(memory),
             writer: Mutex::new(()),
             events: broadcast::channel(EVENT_CAPACITY).0,
         })
+    }
+
+    /// The database, for the plugin cache to keep its tables in.
+    pub fn database(&self) -> Arc<Database> {
+        self.db.clone()
     }
 
     /// Events for every change from now on, in the order of the changes.

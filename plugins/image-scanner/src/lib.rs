@@ -5,7 +5,9 @@
 //! image through that import with [`read_image`] (which chooses the
 //! manifest for the platform, reads the config and applies the layers from
 //! bottom to top with overlay semantics, keeping only the files the
-//! analyzers read), then runs the analyzers on the result.
+//! analyzers read), then runs the analyzers on the result. What it made of
+//! each layer is kept through the `cache` import under the layer's
+//! diff_id, so a layer shared by many images is read once.
 //!
 //! Failures map to the contract as the host expects: a blob that is not
 //! there yet is retryable, a corrupt or unsupported image is fatal.
@@ -13,6 +15,7 @@
 wit_bindgen::generate!({ world: "scanner", path: "../../wit" });
 
 use exports::scanhost::plugin::plugin::Guest;
+use scanhost::plugin::cache;
 use scanhost::plugin::content::{self, ContentError, LayerReader};
 use scanhost::plugin::log::{Level, log};
 use scanhost::plugin::types::{
@@ -109,6 +112,14 @@ impl Content for Host {
 
     fn open_layer(&self, digest: &str, diff_id: &str) -> Result<LayerReader, ContentError> {
         content::open_layer(digest, diff_id)
+    }
+
+    fn cached(&self, key: &str) -> Option<Vec<u8>> {
+        cache::get(key)
+    }
+
+    fn keep(&self, key: &str, value: &[u8]) {
+        cache::set(key, value);
     }
 }
 
