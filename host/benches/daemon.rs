@@ -17,9 +17,8 @@
 //!
 //! Run with `cargo bench -p scanhost --bench daemon`.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -33,6 +32,7 @@ use serde_json::Value;
 #[path = "../../tests/support/containerd.rs"]
 mod containerd;
 mod measure;
+use measure::{Daemon, config, proc_status_kib};
 #[allow(dead_code)]
 #[path = "../../tests/support/oci.rs"]
 mod oci;
@@ -267,17 +267,6 @@ fn vm_rss_kib() -> i64 {
     proc_status_kib("self", "VmRSS")
 }
 
-/// A field in KiB of `/proc/PID/status`.
-fn proc_status_kib(pid: &str, field: &str) -> i64 {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|value| value.trim().strip_suffix("kB"))
-        .and_then(|kib| kib.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in {path}"))
-}
 
 fn daemon() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -298,13 +287,13 @@ fn daemon() {
     // A first start on an empty layout fills the daemon's cache of
     // compiled plugins, so that the timed start loads them from it.
     let source = |layout: &str| format!("[[sources.oci_layout]]\npath = \"{layout}\"\n");
-    let warm_up = Daemon::start(&config(dir.path(), "warm-up", &source("empty-layout")));
+    let warm_up = Daemon::start(&config(dir.path(), "warm-up", DAEMON_WORKERS, &source("empty-layout")));
     warm_up.stop();
 
     let started = Instant::now();
-    let daemon = Daemon::start(&config(dir.path(), "scanhost", &source("layout")));
+    let daemon = Daemon::start(&config(dir.path(), "scanhost", DAEMON_WORKERS, &source("layout")));
     let api_up = started.elapsed();
-    daemon.wait_all_success(&images, started);
+    daemon.wait_all_success(&images, 96, started, DAEMON_DEADLINE);
     let elapsed = started.elapsed();
     let (max_rss_kib, hwm_kib) = daemon.stop();
 
@@ -348,12 +337,12 @@ fn containerd() {
             containerd.socket.display()
         )
     };
-    let warm_up = Daemon::start(&config(dir.path(), "warm-up", &source("empty")));
+    let warm_up = Daemon::start(&config(dir.path(), "warm-up", DAEMON_WORKERS, &source("empty")));
     warm_up.stop();
 
     let started = Instant::now();
-    let daemon = Daemon::start(&config(dir.path(), "scanhost", &source("bench")));
-    daemon.wait_all_success(&images, started);
+    let daemon = Daemon::start(&config(dir.path(), "scanhost", DAEMON_WORKERS, &source("bench")));
+    daemon.wait_all_success(&images, 96, started, DAEMON_DEADLINE);
     let elapsed = started.elapsed();
     let (max_rss_kib, hwm_kib) = daemon.stop();
 
@@ -372,35 +361,6 @@ fn containerd() {
         max_rss_kib as f64 / MIB,
         hwm_kib as f64 / MIB
     );
-}
-
-/// A configuration file of the daemon, and the address of its API.
-struct DaemonConfig {
-    path: PathBuf,
-    api: String,
-}
-
-/// Writes the configuration `NAME.toml` into `dir`: state in `dir/state`,
-/// no host source, `DAEMON_WORKERS` workers, and `sources`.
-fn config(dir: &Path, name: &str, sources: &str) -> DaemonConfig {
-    let path = dir.join(format!("{name}.toml"));
-    let listen = format!("127.0.0.1:{}", measure::free_port());
-    let text = format!(
-        r#"state_dir = "state"
-[scan]
-workers = {DAEMON_WORKERS}
-[sources.host]
-enabled = false
-{sources}
-[api]
-listen = "{listen}"
-"#
-    );
-    std::fs::write(&path, text).unwrap();
-    DaemonConfig {
-        path,
-        api: format!("http://{listen}"),
-    }
 }
 
 /// Writes `DAEMON_IMAGES` images of one layer each: the minbase fixture's
@@ -451,127 +411,3 @@ fn minbase() -> (Vec<u8>, Vec<u8>) {
     )
 }
 
-/// A running `scanhost run`, stopped by its pid.
-struct Daemon {
-    /// Taken when the daemon was stopped and reaped.
-    child: Option<Child>,
-    api: String,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// Starts the daemon on `config` and waits until its API answers.
-    fn start(config: &DaemonConfig) -> Daemon {
-        let name = config.path.file_stem().unwrap().to_string_lossy();
-        let log = config.path.with_file_name(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_scanhost"))
-            .args(["--log", "info", "run", "--config"])
-            .arg(&config.path)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let daemon = Daemon {
-            child: Some(child),
-            api: config.api.clone(),
-            log,
-        };
-
-        let started = Instant::now();
-        while ureq::get(&format!("{}/healthz", daemon.api))
-            .call()
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "the API did not answer:\n{}",
-                daemon.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        daemon
-    }
-
-    /// Sends SIGTERM and waits for the daemon to exit; returns its peak
-    /// resident set size in KiB as `wait4` reports it, and as its VmHWM
-    /// said just before the signal (a check on the first, which would also
-    /// count a large peak of this process).
-    // The child is reaped by wait4, which clippy cannot see.
-    #[allow(clippy::zombie_processes)]
-    fn stop(mut self) -> (i64, i64) {
-        let child = self.child.take().unwrap();
-        let pid = child.id() as libc::pid_t;
-        let hwm_kib = proc_status_kib(&pid.to_string(), "VmHWM");
-        // SAFETY: kill only sends a signal; the child is not reaped yet, so
-        // its pid is still its own.
-        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(sent, 0, "cannot signal the daemon");
-
-        let (success, peak_kib) = measure::reap(&child);
-        assert!(
-            success,
-            "the daemon did not stop cleanly:\n{}",
-            self.log_tail()
-        );
-        (peak_kib, hwm_kib)
-    }
-
-    /// Waits until every image of `ids`, and only those, is Success with
-    /// the minbase fixture's 96 packages; panics on a failed scan or after
-    /// `DAEMON_DEADLINE` from `started`.
-    fn wait_all_success(&self, ids: &[String], started: Instant) {
-        let url = format!("{}/v1/workloads", self.api);
-        let expected: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-        loop {
-            let workloads: Vec<Value> = ureq::get(&url)
-                .call()
-                .unwrap()
-                .body_mut()
-                .with_config()
-                .limit(64 << 20)
-                .read_json()
-                .unwrap();
-            if let Some(failed) = workloads.iter().find(|w| w["status"] == "failed") {
-                panic!("a scan failed: {failed}\n{}", self.log_tail());
-            }
-            let succeeded: BTreeSet<&str> = workloads
-                .iter()
-                .filter(|w| w["status"] == "success")
-                .map(|w| {
-                    assert_eq!(w["packages"], 96, "{w}");
-                    w["id"].as_str().unwrap()
-                })
-                .collect();
-            if succeeded.len() == ids.len() {
-                assert_eq!(succeeded, expected);
-                return;
-            }
-            assert!(
-                started.elapsed() < DAEMON_DEADLINE,
-                "{} of {} images scanned after {DAEMON_DEADLINE:?}:\n{}",
-                succeeded.len(),
-                ids.len(),
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The last lines of the daemon's log, for a failure message: the
-    /// temporary directory that holds it goes with the failure.
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    /// A daemon not stopped (the benchmark failed) is killed.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}

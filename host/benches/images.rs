@@ -85,6 +85,9 @@ fn main() {
     println!("image: {}", image.description);
     large_scan(&image, &cache);
     minbase_check(&image, &cache);
+    let shared = add_shared_base_images(&image);
+    let packages = shared_base_scan(&image, &shared, &cache);
+    shared_base_daemon(&shared, packages);
 }
 
 /// An image layout built for this benchmark, as recorded beside it.
@@ -534,8 +537,9 @@ impl<W: Write> Write for Hashing<W> {
 fn large_scan(image: &BenchImage, cache: &Path) {
     let target = format!("{}:{}", image.layout.display(), tag(LARGE));
 
-    // The first run fills the compilation cache and the page cache.
-    let warm_up = run_scan(&target, cache);
+    // The first run fills the compilation cache and the page cache. The
+    // plugin cache is off: every run reads every layer.
+    let warm_up = run_scan(&target, cache, &["--no-cache"]);
     assert_eq!(
         warm_up.packages, image.packages,
         "the scan found other packages than the image's dpkg status lists"
@@ -543,7 +547,7 @@ fn large_scan(image: &BenchImage, cache: &Path) {
     let mut scans = Vec::new();
     let mut peak = 0;
     for _ in 0..RUNS {
-        let scan = run_scan(&target, cache);
+        let scan = run_scan(&target, cache, &["--no-cache"]);
         assert_eq!(scan.packages, image.packages);
         scans.push(scan.elapsed);
         peak = peak.max(scan.max_rss_kib);
@@ -608,7 +612,7 @@ fn minbase_check(image: &BenchImage, cache: &Path) {
         return;
     };
     let target = format!("{}:{}", image.layout.display(), tag(MINBASE));
-    let scan = run_scan(&target, cache);
+    let scan = run_scan(&target, cache, &["--no-cache"]);
     let os = scan.os.clone().unwrap_or_default();
     let pass =
         scan.packages == MINBASE_PACKAGES && os == (MINBASE_OS.0.into(), MINBASE_OS.1.into());
@@ -620,6 +624,234 @@ fn minbase_check(image: &BenchImage, cache: &Path) {
     );
     println!("{line}");
     assert!(pass, "{line}");
+}
+
+/// The image that shares the lower layers of `LARGE`: its first
+/// `SHARED_LAYERS` layers, and a small layer of its own.
+const SHARED: &str = "example.test/bench:shared";
+const SHARED_LAYERS: usize = 2;
+/// Images of `SHARED`'s kind that the agent scans end to end.
+const DAEMON_IMAGES: usize = 50;
+
+/// Images that share the lower layers of `LARGE`, in layouts beside it.
+struct SharedBase {
+    /// `SHARED`, in the image's layout.
+    target: String,
+    /// A layout of `DAEMON_IMAGES` such images, and their ids.
+    layout: PathBuf,
+    ids: Vec<String>,
+}
+
+/// Adds `SHARED` to the image's layout, and writes a layout of
+/// `DAEMON_IMAGES` images that share the same lower layers (their blobs
+/// hard-linked from the image's layout), each with a top layer of its own.
+/// The lower layers are referred to, never read into memory.
+fn add_shared_base_images(image: &BenchImage) -> SharedBase {
+    let layout = &image.layout;
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let large = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"][oci_ref_name()] == LARGE)
+        .expect("the large image in the layout");
+    let blob = |digest: &str| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(oci::blob_path(layout, digest)).unwrap()).unwrap()
+    };
+    let manifest = blob(large["digest"].as_str().unwrap());
+    let config = blob(manifest["config"]["digest"].as_str().unwrap());
+    let lower: Vec<(serde_json::Value, String)> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
+        .take(SHARED_LAYERS)
+        .map(|(layer, diff_id)| (layer.clone(), diff_id.as_str().unwrap().to_owned()))
+        .collect();
+
+    if !index.to_string().contains(SHARED) {
+        write_on_lower(layout, layout, &lower, SHARED, "shared");
+    }
+
+    let daemon_layout = layout.with_file_name("shared-base-layout");
+    let _ = fs::remove_dir_all(&daemon_layout);
+    let ids = (0..DAEMON_IMAGES)
+        .map(|i| {
+            let name = format!("example.test/bench/app-{i}:1.0");
+            write_on_lower(layout, &daemon_layout, &lower, &name, &format!("app-{i}"))
+        })
+        .collect();
+    SharedBase {
+        target: format!("{}:{}", layout.display(), tag(SHARED)),
+        layout: daemon_layout,
+        ids,
+    }
+}
+
+fn oci_ref_name() -> &'static str {
+    "org.opencontainers.image.ref.name"
+}
+
+/// Writes into the layout `dest` an image named `name` of the layers
+/// `lower` of the layout `source` (hard-linked when `dest` is another
+/// layout) and one small layer whose `etc/hostname` is `marker`. Returns
+/// its id.
+fn write_on_lower(
+    source: &Path,
+    dest: &Path,
+    lower: &[(serde_json::Value, String)],
+    name: &str,
+    marker: &str,
+) -> String {
+    let blobs = dest.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> String {
+        let digest = format!("sha256:{:x}", Sha256::digest(bytes));
+        fs::write(oci::blob_path(dest, &digest), bytes).unwrap();
+        digest
+    };
+    if source != dest {
+        for (layer, _) in lower {
+            let digest = layer["digest"].as_str().unwrap();
+            let to = oci::blob_path(dest, digest);
+            if !to.exists() {
+                fs::hard_link(oci::blob_path(source, digest), &to)
+                    .or_else(|_| fs::copy(oci::blob_path(source, digest), &to).map(|_| ()))
+                    .unwrap();
+            }
+        }
+    }
+    let top = oci::layer(&[oci::Entry::File("etc/hostname", format!("{marker}\n").as_bytes())]);
+    let top_digest = put(&top.blob);
+    let mut layers: Vec<serde_json::Value> = lower.iter().map(|(l, _)| l.clone()).collect();
+    layers.push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": top_digest,
+        "size": top.blob.len(),
+    }));
+    let mut diff_ids: Vec<String> = lower.iter().map(|(_, d)| d.clone()).collect();
+    diff_ids.push(top.diff_id.clone());
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_digest = put(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config.len(),
+        },
+        "layers": layers,
+    }))
+    .unwrap();
+    let manifest_digest = put(&manifest);
+
+    let index_path = dest.join("index.json");
+    let mut index: serde_json::Value = match fs::read(&index_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
+        Err(_) => serde_json::json!({"schemaVersion": 2, "manifests": []}),
+    };
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest,
+            "size": manifest.len(),
+            "annotations": {oci_ref_name(): name},
+        }));
+    fs::write(&index_path, serde_json::to_vec_pretty(&index).unwrap()).unwrap();
+    fs::write(dest.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    config_digest
+}
+
+/// The first image scanned with an empty plugin cache, beside a second
+/// one that shares its lower layers, scanned right after (target: the
+/// second in at most 20% of the first's time), and the second cold.
+/// Returns the packages of the second.
+fn shared_base_scan(image: &BenchImage, shared: &SharedBase, cache: &Path) -> usize {
+    let large = format!("{}:{}", image.layout.display(), tag(LARGE));
+    let plugin_cache = cache.join("plugin-cache.redb");
+    let (mut firsts, mut seconds, mut colds) = (Vec::new(), Vec::new(), Vec::new());
+    let mut packages = 0;
+    for _ in 0..RUNS {
+        let _ = fs::remove_file(&plugin_cache);
+        let first = run_scan(&large, cache, &[]);
+        assert_eq!(first.packages, image.packages);
+        firsts.push(first.elapsed);
+        let second = run_scan(&shared.target, cache, &[]);
+        seconds.push(second.elapsed);
+        let cold = run_scan(&shared.target, cache, &["--no-cache"]);
+        assert_eq!(second.packages, cold.packages, "warm and cold differ");
+        colds.push(cold.elapsed);
+        packages = second.packages;
+    }
+    let (first, second, cold) = (median(firsts), median(seconds), median(colds));
+    println!(
+        "shared base: the second image has the lower {SHARED_LAYERS} layers of the first \
+         and one small layer of its own ({packages} packages)"
+    );
+    println!(
+        "shared base: first image, empty plugin cache: {:.3} s (median of {RUNS})",
+        first.as_secs_f64()
+    );
+    println!(
+        "shared base: second image, right after the first: {:.3} s (median of {RUNS})",
+        second.as_secs_f64()
+    );
+    println!(
+        "shared base: second image, plugin cache off: {:.3} s (median of {RUNS})",
+        cold.as_secs_f64()
+    );
+    println!(
+        "shared base: second to first ratio: {:.1}% (target at most 20%)",
+        100.0 * second.as_secs_f64() / first.as_secs_f64()
+    );
+    packages
+}
+
+/// `DAEMON_IMAGES` images sharing the lower layers, end to end through
+/// `scanhost run`: from its start, with an empty state, until all are
+/// Success.
+fn shared_base_daemon(shared: &SharedBase, packages: usize) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let source = |layout: &Path| {
+        format!(
+            "[[sources.oci_layout]]\npath = \"{}\"\n",
+            layout.display()
+        )
+    };
+    // Compiles the plugins into the state's cache, on an empty layout.
+    let empty = dir.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    fs::write(empty.join("index.json"), br#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+    fs::write(empty.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let warm_up = measure::config(dir.path(), "warm-up", 2, &source(&empty));
+    measure::Daemon::start(&warm_up).stop();
+
+    let config = measure::config(dir.path(), "scanhost", 2, &source(&shared.layout));
+    let started = Instant::now();
+    let daemon = measure::Daemon::start(&config);
+    daemon.wait_all_success(&shared.ids, packages, started, Duration::from_secs(1800));
+    let elapsed = started.elapsed();
+    let (peak_kib, _) = daemon.stop();
+    println!(
+        "daemon: {DAEMON_IMAGES} images sharing the lower {SHARED_LAYERS} layers, start to \
+         all success: {:.2} s ({:.2} s per image, 2 workers)",
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() / DAEMON_IMAGES as f64
+    );
+    println!(
+        "daemon: peak RSS {:.1} MiB (wait4 after SIGTERM)",
+        peak_kib as f64 / 1024.0
+    );
 }
 
 fn tag(reference: &str) -> &str {
@@ -644,12 +876,13 @@ struct Scan {
 
 // The child is reaped by wait4, which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-fn run_scan(target: &str, cache: &Path) -> Scan {
+fn run_scan(target: &str, cache: &Path, args: &[&str]) -> Scan {
     let stdout = tempfile::tempfile().unwrap();
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_scanhost"))
         .args(["--log", "warn", "scan", target, "--cache-dir"])
         .arg(cache)
+        .args(args)
         .stdout(stdout.try_clone().unwrap())
         .spawn()
         .unwrap();
