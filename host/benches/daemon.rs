@@ -267,7 +267,6 @@ fn vm_rss_kib() -> i64 {
     proc_status_kib("self", "VmRSS")
 }
 
-
 fn daemon() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let empty = dir.path().join("empty-layout");
@@ -287,11 +286,21 @@ fn daemon() {
     // A first start on an empty layout fills the daemon's cache of
     // compiled plugins, so that the timed start loads them from it.
     let source = |layout: &str| format!("[[sources.oci_layout]]\npath = \"{layout}\"\n");
-    let warm_up = Daemon::start(&config(dir.path(), "warm-up", DAEMON_WORKERS, &source("empty-layout")));
+    let warm_up = Daemon::start(&config(
+        dir.path(),
+        "warm-up",
+        DAEMON_WORKERS,
+        &source("empty-layout"),
+    ));
     warm_up.stop();
 
     let started = Instant::now();
-    let daemon = Daemon::start(&config(dir.path(), "scanhost", DAEMON_WORKERS, &source("layout")));
+    let daemon = Daemon::start(&config(
+        dir.path(),
+        "scanhost",
+        DAEMON_WORKERS,
+        &source("layout"),
+    ));
     let api_up = started.elapsed();
     daemon.wait_all_success(&images, 96, started, DAEMON_DEADLINE);
     let elapsed = started.elapsed();
@@ -337,11 +346,21 @@ fn containerd() {
             containerd.socket.display()
         )
     };
-    let warm_up = Daemon::start(&config(dir.path(), "warm-up", DAEMON_WORKERS, &source("empty")));
+    let warm_up = Daemon::start(&config(
+        dir.path(),
+        "warm-up",
+        DAEMON_WORKERS,
+        &source("empty"),
+    ));
     warm_up.stop();
 
     let started = Instant::now();
-    let daemon = Daemon::start(&config(dir.path(), "scanhost", DAEMON_WORKERS, &source("bench")));
+    let daemon = Daemon::start(&config(
+        dir.path(),
+        "scanhost",
+        DAEMON_WORKERS,
+        &source("bench"),
+    ));
     daemon.wait_all_success(&images, 96, started, DAEMON_DEADLINE);
     let elapsed = started.elapsed();
     let (max_rss_kib, hwm_kib) = daemon.stop();
@@ -410,4 +429,3 @@ fn minbase() -> (Vec<u8>, Vec<u8>) {
         std::fs::read(fixture.join("var/lib/dpkg/status")).unwrap(),
     )
 }
-

@@ -722,7 +722,10 @@ fn write_on_lower(
             }
         }
     }
-    let top = oci::layer(&[oci::Entry::File("etc/hostname", format!("{marker}\n").as_bytes())]);
+    let top = oci::layer(&[oci::Entry::File(
+        "etc/hostname",
+        format!("{marker}\n").as_bytes(),
+    )]);
     let top_digest = put(&top.blob);
     let mut layers: Vec<serde_json::Value> = lower.iter().map(|(l, _)| l.clone()).collect();
     layers.push(serde_json::json!({
@@ -768,7 +771,11 @@ fn write_on_lower(
             "annotations": {oci_ref_name(): name},
         }));
     fs::write(&index_path, serde_json::to_vec_pretty(&index).unwrap()).unwrap();
-    fs::write(dest.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        dest.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     config_digest
 }
 
@@ -822,17 +829,21 @@ fn shared_base_scan(image: &BenchImage, shared: &SharedBase, cache: &Path) -> us
 /// Success.
 fn shared_base_daemon(shared: &SharedBase, packages: usize) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let source = |layout: &Path| {
-        format!(
-            "[[sources.oci_layout]]\npath = \"{}\"\n",
-            layout.display()
-        )
-    };
+    let source =
+        |layout: &Path| format!("[[sources.oci_layout]]\npath = \"{}\"\n", layout.display());
     // Compiles the plugins into the state's cache, on an empty layout.
     let empty = dir.path().join("empty");
     fs::create_dir_all(&empty).unwrap();
-    fs::write(empty.join("index.json"), br#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
-    fs::write(empty.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        empty.join("index.json"),
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    fs::write(
+        empty.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let warm_up = measure::config(dir.path(), "warm-up", 2, &source(&empty));
     measure::Daemon::start(&warm_up).stop();
 

@@ -9,12 +9,14 @@ pub mod containerd;
 mod digest;
 mod layer;
 pub mod oci_layout;
+mod read_ahead;
 
 use std::io::{self, Read};
 
 pub use digest::{Digest, InvalidDigest};
 pub use layer::LayerStream;
 pub use oci_layout::OciLayout;
+pub use read_ahead::{ReadAhead, Threads};
 
 /// Where blobs come from.
 pub trait BlobStore: Send + Sync {
@@ -38,6 +40,25 @@ pub enum ContentError {
         #[source]
         source: io::Error,
     },
+}
+
+// By hand: an `io::Error` is not `Clone`; its copy keeps its kind and words.
+impl Clone for ContentError {
+    fn clone(&self) -> Self {
+        match self {
+            ContentError::NotFound { digest } => ContentError::NotFound {
+                digest: digest.clone(),
+            },
+            ContentError::Invalid { digest, reason } => ContentError::Invalid {
+                digest: digest.clone(),
+                reason: reason.clone(),
+            },
+            ContentError::Io { digest, source } => ContentError::Io {
+                digest: digest.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+        }
+    }
 }
 
 impl ContentError {

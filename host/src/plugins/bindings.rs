@@ -8,14 +8,14 @@
 use wasmtime::component::Resource;
 
 use super::state::ScanState;
-use crate::content::{self, Digest, LayerStream};
+use crate::content::{self, Digest, ReadAhead};
 use crate::target::MAX_DOCUMENT;
 
 wasmtime::component::bindgen!({
     world: "scanner",
     path: "../wit",
     with: {
-        "scanhost:plugin/content.layer-reader": crate::content::LayerStream,
+        "scanhost:plugin/content.layer-reader": crate::content::ReadAhead,
     },
 });
 
@@ -62,12 +62,12 @@ impl self::scanhost::plugin::content::Host for ScanState {
         &mut self,
         digest: String,
         diff_id: String,
-    ) -> Result<Resource<LayerStream>, ContentError> {
+    ) -> Result<Resource<ReadAhead>, ContentError> {
         let store = self.store(&digest)?;
         let (digest, diff_id) = (parse(&digest)?, parse(&diff_id)?);
         let stream = content::open_layer(store.as_ref(), &digest, &diff_id).map_err(to_wit)?;
         self.table
-            .push(stream)
+            .push(ReadAhead::start(stream, &self.read_ahead))
             .map_err(|err| ContentError::Io(format!("layer {digest}: {err}")))
     }
 }
@@ -85,20 +85,20 @@ impl self::scanhost::plugin::cache::Host for ScanState {
 }
 
 impl self::scanhost::plugin::content::HostLayerReader for ScanState {
-    fn read(&mut self, reader: Resource<LayerStream>, len: u64) -> Result<Vec<u8>, ContentError> {
+    fn read(&mut self, reader: Resource<ReadAhead>, len: u64) -> Result<Vec<u8>, ContentError> {
         let len = usize::try_from(len.min(MAX_READ)).unwrap_or(0);
         self.stream(&reader)?.read_chunk(len).map_err(to_wit)
     }
 
-    fn skip(&mut self, reader: Resource<LayerStream>, len: u64) -> Result<u64, ContentError> {
+    fn skip(&mut self, reader: Resource<ReadAhead>, len: u64) -> Result<u64, ContentError> {
         self.stream(&reader)?.skip(len).map_err(to_wit)
     }
 
-    fn finish(&mut self, reader: Resource<LayerStream>) -> Result<(), ContentError> {
+    fn finish(&mut self, reader: Resource<ReadAhead>) -> Result<(), ContentError> {
         self.stream(&reader)?.finish().map_err(to_wit)
     }
 
-    fn drop(&mut self, reader: Resource<LayerStream>) -> wasmtime::Result<()> {
+    fn drop(&mut self, reader: Resource<ReadAhead>) -> wasmtime::Result<()> {
         self.table.delete(reader)?;
         Ok(())
     }
@@ -111,7 +111,7 @@ impl ScanState {
         })
     }
 
-    fn stream(&mut self, reader: &Resource<LayerStream>) -> Result<&mut LayerStream, ContentError> {
+    fn stream(&mut self, reader: &Resource<ReadAhead>) -> Result<&mut ReadAhead, ContentError> {
         self.table
             .get_mut(reader)
             .map_err(|err| ContentError::Io(format!("layer reader: {err}")))

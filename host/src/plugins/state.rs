@@ -11,7 +11,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::log_stream::LogStream;
-use crate::content::BlobStore;
+use crate::content::{BlobStore, Threads};
 use crate::plugin_cache::Scope;
 
 /// Store data of one scan.
@@ -23,6 +23,8 @@ pub struct ScanState {
     pub content: Option<Arc<dyn BlobStore>>,
     /// What the plugin kept across scans; none when nothing is kept.
     pub cache: Option<Scope>,
+    /// The threads that read this scan's layers ahead.
+    pub read_ahead: Threads,
     wasi: WasiCtx,
     limits: MemoryCap,
 }
@@ -67,6 +69,7 @@ impl ScanState {
             table: ResourceTable::new(),
             content: None,
             cache: None,
+            read_ahead: Threads::default(),
             wasi: wasi.build(),
             limits: MemoryCap {
                 max_memory,

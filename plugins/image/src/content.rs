@@ -214,6 +214,8 @@ pub(crate) mod memory {
     pub(crate) struct Counts {
         /// Layers opened.
         pub(crate) opens: Cell<u64>,
+        /// The layer of each `read`, in order.
+        pub(crate) reads: RefCell<Vec<String>>,
         /// Bytes handed over by `read`.
         pub(crate) read: Cell<u64>,
         /// Calls to `skip` that passed over something.
@@ -321,6 +323,7 @@ pub(crate) mod memory {
             let start = self.position;
             let n = self.advance(len)?;
             self.counts.read.set(self.counts.read.get() + n as u64);
+            self.counts.reads.borrow_mut().push(self.digest.clone());
             Ok(self.bytes[start..start + n].to_vec())
         }
 

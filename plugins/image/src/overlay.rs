@@ -193,25 +193,69 @@ impl Overlay {
         layer_digest: &str,
         tar: R,
     ) -> Result<LayerChanges, LayerError> {
-        let mut reader = LayerReader::new(self.wanted);
-        let mut archive = Archive::new(Stream::new(tar));
-        let read = reader.read(&mut archive);
-        let (changes, warnings) = reader.finish();
+        let mut results = self.read_layers(vec![(layer_digest, tar)]);
+        results.remove(0)
+    }
 
-        if let Err(err) = read {
-            return Err(if archive.into_inner().failed() {
-                LayerError::Read {
-                    digest: layer_digest.to_string(),
-                    source: err,
+    /// Reads several layers at once, as [`Overlay::read_layer`] reads one:
+    /// an entry of each in turn, so that a source that prepares them side
+    /// by side (decompressing each on a thread of its own) is drained
+    /// side by side. Returns the result of each, in order.
+    pub fn read_layers<R: Read + Seek>(
+        &self,
+        layers: Vec<(&str, R)>,
+    ) -> Vec<Result<LayerChanges, LayerError>> {
+        let digests: Vec<&str> = layers.iter().map(|(digest, _)| *digest).collect();
+        let mut archives: Vec<Archive<Stream<R>>> = layers
+            .into_iter()
+            .map(|(_, tar)| Archive::new(Stream::new(tar)))
+            .collect();
+        let mut readers: Vec<LayerReader> = digests
+            .iter()
+            .map(|_| LayerReader::new(self.wanted))
+            .collect();
+        let mut outcomes: Vec<Option<io::Result<()>>> = digests.iter().map(|_| None).collect();
+        {
+            let mut entries: Vec<_> = archives
+                .iter_mut()
+                .map(|archive| archive.entries_with_seek())
+                .collect();
+            while outcomes.iter().any(Option::is_none) {
+                for (i, outcome) in outcomes.iter_mut().enumerate() {
+                    if outcome.is_some() {
+                        continue;
+                    }
+                    let step = match &mut entries[i] {
+                        Ok(entries) => match entries.next() {
+                            None => Some(Ok(())),
+                            Some(Err(err)) => Some(Err(err)),
+                            Some(Ok(mut entry)) => readers[i].entry(&mut entry).err().map(Err),
+                        },
+                        Err(err) => Some(Err(io::Error::new(err.kind(), err.to_string()))),
+                    };
+                    *outcome = step;
                 }
-            } else {
-                LayerError::Corrupt {
-                    digest: layer_digest.to_string(),
-                    reason: without_content(&err.to_string()),
-                }
-            });
+            }
         }
-        Ok(LayerChanges { changes, warnings })
+
+        let parts = archives.into_iter().zip(readers).zip(outcomes);
+        parts
+            .zip(digests)
+            .map(|(((archive, reader), outcome), digest)| {
+                let (changes, warnings) = reader.finish();
+                match outcome {
+                    Some(Err(err)) if archive.into_inner().failed() => Err(LayerError::Read {
+                        digest: digest.to_string(),
+                        source: err,
+                    }),
+                    Some(Err(err)) => Err(LayerError::Corrupt {
+                        digest: digest.to_string(),
+                        reason: without_content(&err.to_string()),
+                    }),
+                    _ => Ok(LayerChanges { changes, warnings }),
+                }
+            })
+            .collect()
     }
 
     /// Applies the changes of the layer `layer_digest` on top of the

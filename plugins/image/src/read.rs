@@ -6,8 +6,9 @@
 //! of the content is worth a retry. [`ImageError`] therefore keeps the
 //! content's own error apart from a fault of the image.
 //!
-//! Each layer is opened, applied, and then finished, so that its digests
-//! are checked: nothing read from a layer counts until then. When applying
+//! Layers are read into their changes (up to four side by side), finished,
+//! so that their digests are checked (nothing read from a layer counts
+//! until then), and only then applied, bottom first. When reading a layer
 //! fails, the cause is found in this order:
 //! 1. an error of the content that stopped reading (the blob went
 //!    missing, a digest did not match on the way) is the cause;
@@ -68,13 +69,15 @@ impl<E: std::error::Error + 'static> std::error::Error for ImageError<E> {
 /// Documents are read with [`Content::read_blob`], at most
 /// [`MAX_DOCUMENT`] bytes each, and the layers are opened bottom first,
 /// each with its diff_id. Every layer is finished, and so checked against
-/// its digests, before the next is opened. The faults the overlay handled
+/// its digests, before its changes are used. The faults the overlay handled
 /// are in [`Overlay::warnings`].
 ///
 /// The changes a layer makes are kept with [`Content::keep`] under its
 /// diff_id once it has been read and checked, and a layer whose changes
 /// [`Content::cached`] has is not opened at all: images that share a layer
-/// pay for reading it once, and give the same overlay as a cold read.
+/// pay for reading it once, and give the same overlay as a cold read. The
+/// other layers are opened up to four at a time and read side by side, an
+/// entry of each in turn.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -154,56 +157,106 @@ pub fn read_image<C: Content>(
     })?;
 
     let mut overlay = Overlay::new(wanted);
-    let layers = resolved.manifest.layers.iter();
-    for (layer, diff_id) in layers.zip(&resolved.config.diff_ids) {
-        let key = format!("{LAYER_KEY}{diff_id}");
-        let changes = match content
-            .cached(&key)
-            .and_then(|b| LayerChanges::from_bytes(&b))
-        {
-            Some(changes) => changes,
-            None => {
-                let changes = read_layer(content, &overlay, &layer.digest, diff_id)?;
-                content.keep(&key, &changes.to_bytes());
-                changes
-            }
-        };
-        overlay.apply(&layer.digest, changes);
+    let layers: Vec<(&str, &str)> = resolved
+        .manifest
+        .layers
+        .iter()
+        .zip(&resolved.config.diff_ids)
+        .map(|(layer, diff_id)| (layer.digest.as_str(), diff_id.as_str()))
+        .collect();
+    let mut changes: Vec<Option<LayerChanges>> = layers
+        .iter()
+        .map(|(_, diff_id)| {
+            let kept = content.cached(&key(diff_id))?;
+            LayerChanges::from_bytes(&kept)
+        })
+        .collect();
+
+    // The layers not kept, read `LAYERS_AT_ONCE` at a time, bottom first.
+    let missing: Vec<usize> = (0..layers.len())
+        .filter(|&i| changes[i].is_none())
+        .collect();
+    for group in missing.chunks(LAYERS_AT_ONCE) {
+        let group: Vec<(usize, &str, &str)> = group
+            .iter()
+            .map(|&i| (i, layers[i].0, layers[i].1))
+            .collect();
+        for (i, read) in read_layers(content, &overlay, &group)? {
+            content.keep(&key(layers[i].1), &read.to_bytes());
+            changes[i] = Some(read);
+        }
+    }
+
+    for ((digest, _), layer) in layers.iter().zip(changes) {
+        // Every layer has its changes by now: kept, or read above.
+        if let Some(layer) = layer {
+            overlay.apply(digest, layer);
+        }
     }
     Ok((resolved, overlay))
 }
+
+/// Layers read side by side at most: each may be decompressed ahead on
+/// the host, in a bounded buffer.
+const LAYERS_AT_ONCE: usize = 4;
 
 /// The prefix of the key under which the changes of a layer are kept,
 /// followed by its diff_id: the changes depend only on the uncompressed
 /// tar and on `wanted`, fixed for one build of a plugin.
 const LAYER_KEY: &str = "layer-changes/";
 
-/// Reads the layer `digest` into its changes, and checks it against its
-/// digests.
-fn read_layer<C: Content>(
+fn key(diff_id: &str) -> String {
+    format!("{LAYER_KEY}{diff_id}")
+}
+
+/// Reads the layers `(index, digest, diff_id)` side by side into their
+/// changes, and checks each against its digests. The first layer, bottom
+/// first, that cannot be opened or read is the error, found as the module
+/// documentation says; the layers below it are read and checked first.
+fn read_layers<C: Content>(
     content: &C,
     overlay: &Overlay,
-    digest: &str,
-    diff_id: &str,
-) -> Result<LayerChanges, ImageError<C::Error>> {
-    let stream = content
-        .open_layer(digest, diff_id)
-        .map_err(ImageError::Content)?;
-    let mut reader = StreamReader::new(stream);
-    match overlay.read_layer(digest, &mut reader) {
-        Ok(changes) => {
-            reader.finish().map_err(ImageError::Content)?;
-            Ok(changes)
-        }
-        Err(err) => {
-            // The order of the module documentation: the content error
-            // that stopped reading, then the digests, then the tar.
-            if let Some(content_error) = reader.take_error() {
-                return Err(ImageError::Content(content_error));
+    group: &[(usize, &str, &str)],
+) -> Result<Vec<(usize, LayerChanges)>, ImageError<C::Error>> {
+    let mut readers = Vec::new();
+    let mut open_failure = None;
+    for &(i, digest, diff_id) in group {
+        match content.open_layer(digest, diff_id) {
+            Ok(stream) => readers.push((i, digest, StreamReader::new(stream))),
+            Err(err) => {
+                open_failure = Some(ImageError::Content(err));
+                break;
             }
-            reader.finish().map_err(ImageError::Content)?;
-            Err(ImageError::Invalid(err.to_string()))
         }
+    }
+
+    let results = overlay.read_layers(
+        readers
+            .iter_mut()
+            .map(|(_, digest, reader)| (*digest, reader))
+            .collect(),
+    );
+    let mut read = Vec::new();
+    for ((i, _, mut reader), result) in readers.into_iter().zip(results) {
+        match result {
+            Ok(changes) => {
+                reader.finish().map_err(ImageError::Content)?;
+                read.push((i, changes));
+            }
+            Err(err) => {
+                // The order of the module documentation: the content error
+                // that stopped reading, then the digests, then the tar.
+                if let Some(content_error) = reader.take_error() {
+                    return Err(ImageError::Content(content_error));
+                }
+                reader.finish().map_err(ImageError::Content)?;
+                return Err(ImageError::Invalid(err.to_string()));
+            }
+        }
+    }
+    match open_failure {
+        Some(err) => Err(err),
+        None => Ok(read),
     }
 }
 
@@ -544,5 +597,38 @@ mod tests {
 
         assert!(read(&memory).is_err());
         assert!(memory.cache.as_ref().unwrap().borrow().is_empty());
+    }
+
+    // Layers not kept are read side by side, so that a host decompressing
+    // each on its own thread is drained side by side.
+    #[test]
+    fn layers_not_kept_are_read_side_by_side() {
+        let mut memory = Memory::default();
+        let big = vec![b'x'; 700 << 10];
+        let files = |prefix: &'static str| -> Vec<(String, Vec<u8>)> {
+            (0..3)
+                .map(|n| (format!("{prefix}/{n}"), big.clone()))
+                .collect()
+        };
+        let layer = |files: Vec<(String, Vec<u8>)>| {
+            let refs: Vec<(&str, &[u8])> = files
+                .iter()
+                .map(|(p, c)| (p.as_str(), c.as_slice()))
+                .collect();
+            tar(&refs)
+        };
+        store_image(&mut memory, vec![layer(files("a")), layer(files("b"))]);
+
+        let (_, overlay) = read(&memory).unwrap();
+        assert_eq!(overlay.read("a/2").unwrap().len(), 700 << 10);
+        assert_eq!(overlay.read("b/2").unwrap().len(), 700 << 10);
+        let reads = memory.counts.reads.borrow();
+        let first_of_l2 = reads.iter().position(|d| d == "sha256:l2").unwrap();
+        let last_of_l1 = reads.iter().rposition(|d| d == "sha256:l1").unwrap();
+        assert!(
+            first_of_l2 < last_of_l1,
+            "read one after the other: {reads:?}"
+        );
+        assert_eq!(memory.counts.finishes.get(), 2);
     }
 }

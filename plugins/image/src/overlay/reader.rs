@@ -11,12 +11,11 @@
 //! top of any layers. The caller merges them once the whole tar has been
 //! read, resolving then the hard links to lower files.
 
-use std::io::{self, Read, Seek};
+use std::io::{self, Read};
 
-use tar::{Archive, Entry, EntryType};
+use tar::{Entry, EntryType};
 
 use super::entry_path::{self, Name};
-use super::stream::Stream;
 use super::tree::{Changes, Content, Leaf, Lookup, not_kept_link};
 
 /// The largest file whose bytes are kept. Package databases of real images
@@ -51,24 +50,13 @@ impl LayerReader {
         (self.changes, self.warnings)
     }
 
-    /// Reads every entry of the tar into `changes`.
-    pub(super) fn read<R: Read + Seek>(
-        &mut self,
-        archive: &mut Archive<Stream<R>>,
-    ) -> io::Result<()> {
-        for entry in archive.entries_with_seek()? {
-            self.entry(&mut entry?)?;
-        }
-        Ok(())
-    }
-
     fn warn(&mut self, path: &str, what: &str) {
         self.warnings.push((path.to_owned(), what.to_owned()));
     }
 
     /// Records one entry. Only a failure to read the tar is an error; an
     /// entry that cannot be applied is skipped with a warning.
-    fn entry<R: Read>(&mut self, entry: &mut Entry<'_, R>) -> io::Result<()> {
+    pub(super) fn entry<R: Read>(&mut self, entry: &mut Entry<'_, R>) -> io::Result<()> {
         let entry_type = entry.header().entry_type();
         // A PAX global header describes the archive, not a file.
         if entry_type == EntryType::XGlobalHeader {
