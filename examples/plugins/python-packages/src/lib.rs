@@ -31,6 +31,7 @@ mod metadata;
 wit_bindgen::generate!({ world: "scanner", path: "../../../wit" });
 
 use exports::scanhost::plugin::plugin::Guest;
+use scanhost::plugin::cache;
 use scanhost::plugin::content::{self, ContentError, LayerReader};
 use scanhost::plugin::log::{Level, log};
 use scanhost::plugin::types::{
@@ -130,6 +131,16 @@ impl Content for Host {
 
     fn open_layer(&self, digest: &str, diff_id: &str) -> Result<LayerReader, ContentError> {
         content::open_layer(digest, diff_id)
+    }
+
+    // What `read_image` made of a layer is kept by the host, for this
+    // build of the plugin only: images sharing a layer read it once.
+    fn cached(&self, key: &str) -> Option<Vec<u8>> {
+        cache::get(key)
+    }
+
+    fn keep(&self, key: &str, value: &[u8]) {
+        cache::set(key, value);
     }
 }
 
