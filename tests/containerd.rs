@@ -354,3 +354,47 @@ fn scan_reads_one_image_of_containerd_and_names_what_is_wrong() {
     assert_eq!(discarded.status.code(), Some(3), "{}", stderr(&discarded));
     assert!(stderr(&discarded).contains(&image.layers[0]));
 }
+
+/// The resident set of process `pid`, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024
+}
+
+// A containerd that ends every event subscription at once (as one shutting
+// down does) must be followed with backoff: connected again and again,
+// with the memory of the agent flat and SIGTERM still heard.
+#[test]
+fn an_event_stream_that_ends_at_once_is_followed_again_with_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("fake.sock");
+    let calls = support::fake_containerd::serve(&socket);
+    let mut agent = agent::start(
+        dir.path(),
+        &format!(
+            "[sources.host]\nenabled = false\n[sources.containerd]\naddress = \"{}\"\nnamespaces = [\"{NS}\"]\n",
+            socket.display()
+        ),
+    );
+
+    std::thread::sleep(Duration::from_secs(4));
+    let subscriptions = calls
+        .subscriptions
+        .load(std::sync::atomic::Ordering::SeqCst);
+    // 250 ms, 500 ms, 1 s, 2 s apart: four or five in four seconds.
+    assert!(
+        (2..=8).contains(&subscriptions),
+        "{subscriptions} subscriptions"
+    );
+    let rss = rss_mib(agent.pid());
+    assert!(rss < 300, "the agent holds {rss} MiB");
+    let log = agent.log();
+    assert!(log.contains("containerd ended the event stream"), "{log}");
+    assert!(agent.workloads().is_empty());
+    assert!(
+        agent.terminate(Duration::from_secs(10)),
+        "SIGTERM did not stop the agent"
+    );
+}

@@ -24,7 +24,7 @@ use crate::queue::{self, Queue};
 use crate::scan::worker::{self, retry_of};
 use crate::sources;
 use crate::store::{Event, Store};
-use crate::workload::{Kind, Status, Workload, WorkloadId};
+use crate::workload::{Kind, Origin, Status, Workload, WorkloadId};
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -45,6 +45,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
     })?;
     let store = Arc::new(Store::open(&config.state_dir.join("workloads.redb"))?);
+    forget_unconfigured(&store, &config);
     let outputs = Arc::new(Outputs::open(&config.output_dir())?);
     outputs.reconcile(&store)?;
 
@@ -208,6 +209,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes the references of sources no longer configured: a layout taken
+/// out of the file, a containerd namespace (or containerd) no longer
+/// followed, the host when its source is off. Their workloads go with
+/// their last reference.
+fn forget_unconfigured(store: &Store, config: &Config) {
+    let layouts: Vec<&std::path::Path> = config
+        .sources
+        .oci_layout
+        .iter()
+        .map(|l| l.path.as_path())
+        .collect();
+    let namespaces: &[String] = match &config.sources.containerd {
+        Some(containerd) => &containerd.namespaces,
+        None => &[],
+    };
+    let stale = store.references_where(|origin| match origin {
+        Origin::Host { .. } => !config.sources.host.enabled,
+        Origin::OciLayout { path, .. } => !layouts.contains(&path.as_path()),
+        Origin::Containerd { namespace, .. } => !namespaces.contains(namespace),
+    });
+    for (reference, _) in stale {
+        tracing::info!(
+            reference,
+            "its source is no longer configured, reference removed"
+        );
+        sources::unset(store, &reference);
+    }
+}
+
 async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
     for handle in handles {
         let _ = handle.await;
@@ -306,11 +336,13 @@ async fn dispatch(
     loop {
         match events.recv().await {
             Ok(Event::Set(id)) => {
+                // A new image is Pending; a name added to or removed from
+                // one asks for no scan.
                 if let Some(workload) = store.get(&id)
                     && workload.kind != Kind::Host
                     && workload.status == Status::Pending
                 {
-                    queue.add(id, retry_of(workload.kind));
+                    queue.add_new(id, retry_of(workload.kind));
                 }
             }
             Ok(Event::Unset(id)) => {

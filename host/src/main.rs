@@ -113,14 +113,10 @@ struct ScanArgs {
     #[arg(long, env = "SCANHOST_NO_CACHE")]
     no_cache: bool,
 
-    /// containerd's socket, for `containerd://NAMESPACE/NAME`.
-    #[arg(
-        long,
-        value_name = "SOCKET",
-        env = "CONTAINERD_ADDRESS",
-        default_value = "/run/containerd/containerd.sock"
-    )]
-    containerd_address: PathBuf,
+    /// containerd's socket, for `containerd://NAMESPACE/NAME` [default:
+    /// $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock].
+    #[arg(long, value_name = "SOCKET")]
+    containerd_address: Option<String>,
 
     /// Where compiled plugins are kept between runs
     /// [default: $XDG_CACHE_HOME/scanhost or ~/.cache/scanhost].
@@ -267,19 +263,28 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
             ImageTarget::identify(Arc::new(layout), digest, references, platform).map(Target::Image)
         }
         Input::Containerd { namespace, name } => {
+            let address = containerd_address(args.containerd_address.as_deref());
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            let client = Client::new(&args.containerd_address, runtime.handle().clone());
-            let image = runtime
-                .block_on(client.get_image(&namespace, &name))
-                .with_context(|| format!("cannot scan {}", args.path))?
-                .with_context(|| {
-                    format!(
-                        "cannot scan {}: containerd at {} has no image {name} in namespace {namespace}",
-                        args.path,
-                        args.containerd_address.display()
-                    )
-                })?;
+            let client = Client::new(&address, runtime.handle().clone());
+            let image = match runtime.block_on(client.get_image(&namespace, &name)) {
+                Ok(Some(image)) => image,
+                Ok(None) => anyhow::bail!(
+                    "cannot scan {}: containerd at {} has no image {name} in namespace {namespace}",
+                    args.path,
+                    address.display()
+                ),
+                // containerd away or restarting: a later try may work.
+                Err(err) if err.is_connection() => {
+                    eprintln!("scanhost: scan of {} failed (retryable): {err}", args.path);
+                    return Ok(ExitCode::from(EXIT_RETRYABLE));
+                }
+                Err(err) => {
+                    return Err(
+                        anyhow::Error::new(err).context(format!("cannot scan {}", args.path))
+                    );
+                }
+            };
             let target = image
                 .target
                 .with_context(|| format!("cannot scan {}: the image has no target", args.path))?;
@@ -438,6 +443,17 @@ fn classify(path: &Path, selector: Option<String>) -> anyhow::Result<Input> {
     }
     std::fs::read_dir(&canonical).with_context(|| format!("cannot scan {}", path.display()))?;
     Ok(Input::Root(canonical))
+}
+
+/// The containerd socket: `--containerd-address`, else a non-empty
+/// `CONTAINERD_ADDRESS`, else containerd's default; `unix://` is allowed.
+fn containerd_address(flag: Option<&str>) -> PathBuf {
+    let from_env = std::env::var("CONTAINERD_ADDRESS").ok();
+    let address = flag
+        .or(from_env.as_deref())
+        .filter(|a| !a.is_empty())
+        .unwrap_or("/run/containerd/containerd.sock");
+    PathBuf::from(containerd::socket_path(address))
 }
 
 fn positive_duration(text: &str) -> Result<Duration, String> {

@@ -69,6 +69,25 @@ pub fn start(dir: &Path, config: &str) -> Agent {
 }
 
 impl Agent {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM; returns whether the agent exited, with status 0,
+    /// within `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        // SAFETY: kill(2) on the id of a child not yet waited for.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Kills the agent with SIGKILL, as a crash would end it.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();

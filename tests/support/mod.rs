@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod containerd;
+pub mod fake_containerd;
 pub mod oci;
 
 use std::collections::BTreeSet;

@@ -293,6 +293,23 @@ impl Default for HostSource {
     }
 }
 
+/// Whether containerd accepts `name` as a namespace: letters and digits,
+/// joined by single `.`, `_` or `-`, at most 76 characters.
+fn valid_namespace(name: &str) -> bool {
+    let separator = |c: char| matches!(c, '.' | '_' | '-');
+    name.len() <= 76
+        && !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || separator(c))
+        && !name.starts_with(separator)
+        && !name.ends_with(separator)
+        && !name
+            .as_bytes()
+            .windows(2)
+            .any(|w| separator(w[0] as char) && separator(w[1] as char))
+}
+
 impl Default for ContainerdSource {
     fn default() -> Self {
         ContainerdSource {
@@ -437,11 +454,12 @@ impl Config {
                     "must name at least one namespace",
                 ));
             }
-            if containerd.namespaces.iter().any(String::is_empty) {
-                return Err(document.invalid(
-                    "sources.containerd.namespaces",
-                    "a namespace name must not be empty",
-                ));
+            if let Some(bad) = containerd.namespaces.iter().find(|n| !valid_namespace(n)) {
+                let message = format!(
+                    "{bad:?} is not a containerd namespace: letters and digits, \
+                     joined by single '.', '_' or '-', at most 76 characters"
+                );
+                return Err(document.invalid("sources.containerd.namespaces", &message));
             }
         }
 
@@ -489,6 +507,12 @@ impl Config {
             resolve(&mut layout.path);
         }
         if let Some(containerd) = &mut self.sources.containerd {
+            // containerd's own configuration writes `unix:///run/...`.
+            if let Some(path) = containerd.address.to_str()
+                && let Some(stripped) = path.strip_prefix("unix://")
+            {
+                containerd.address = PathBuf::from(stripped);
+            }
             resolve(&mut containerd.address);
         }
         if let Some(dir) = &mut self.output.dir {

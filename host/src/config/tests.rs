@@ -323,6 +323,44 @@ fn containerd_without_namespaces_is_invalid() {
     );
 }
 
+// containerd's own configuration writes its address as a unix URL.
+#[test]
+fn a_containerd_address_may_be_a_unix_url() {
+    let config =
+        parse("[sources.containerd]\naddress = \"unix:///run/k3s/containerd.sock\"\n").unwrap();
+    assert_eq!(
+        config.sources.containerd.unwrap().address,
+        Path::new("/run/k3s/containerd.sock")
+    );
+}
+
+// A name containerd refuses must stop the start, naming the key and the
+// line, rather than look like a containerd that is away.
+#[test]
+fn a_namespace_containerd_refuses_is_invalid() {
+    for bad in [
+        "Bad_NS!",
+        "",
+        "-lead",
+        "trail.",
+        "two..dots",
+        &"n".repeat(77),
+    ] {
+        let message = error(&format!(
+            "[sources.containerd]\nnamespaces = [\"k8s.io\", \"{bad}\"]\n"
+        ));
+        assert!(
+            message.contains(":2: sources.containerd.namespaces: ")
+                && message.contains("is not a containerd namespace"),
+            "{bad}: {message}"
+        );
+    }
+    for good in ["k8s.io", "default", "moby", "a-b_c.d9", &"n".repeat(76)] {
+        let text = format!("[sources.containerd]\nnamespaces = [\"{good}\"]\n");
+        assert!(parse(&text).is_ok(), "{good}");
+    }
+}
+
 // An empty [sources.containerd] table must enable it with defaults.
 #[test]
 fn containerd_table_enables_it_with_defaults() {

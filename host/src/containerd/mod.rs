@@ -56,6 +56,20 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         self.code == Code::NotFound
     }
+
+    /// The call failed for want of a working connection (containerd away,
+    /// restarting, not answering), not for what it asked: asking again
+    /// later may succeed.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self.code,
+            Code::Unavailable
+                | Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+                | Code::Aborted
+        )
+    }
 }
 
 impl fmt::Debug for Client {
@@ -259,6 +273,12 @@ pub fn reference(namespace: &str, name: &str) -> String {
     format!("{SCHEME}{namespace}/{name}")
 }
 
+/// The socket path of a containerd address, written as a path or as
+/// `unix://PATH`.
+pub fn socket_path(address: &str) -> &str {
+    address.strip_prefix("unix://").unwrap_or(address)
+}
+
 /// The namespace and the image name of a `containerd://NAMESPACE/NAME`
 /// reference; none when it is not one or a part is empty.
 pub fn parse_reference(reference: &str) -> Option<(&str, &str)> {
@@ -282,5 +302,17 @@ mod tests {
         assert_eq!(parse_reference("containerd://k8s.io/"), None);
         assert_eq!(parse_reference("containerd:///debian:12"), None);
         assert_eq!(parse_reference("/srv/rootfs"), None);
+    }
+
+    #[test]
+    fn addresses_may_be_written_as_unix_urls() {
+        assert_eq!(
+            socket_path("unix:///run/containerd/containerd.sock"),
+            "/run/containerd/containerd.sock"
+        );
+        assert_eq!(
+            socket_path("/run/containerd/containerd.sock"),
+            "/run/containerd/containerd.sock"
+        );
     }
 }

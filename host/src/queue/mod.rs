@@ -219,6 +219,28 @@ where
     /// not again if it is already queued.
     pub fn add(&self, key: K, retry: Retry) {
         let mut state = self.lock();
+        self.add_locked(&mut state, key, retry);
+    }
+
+    /// Asks for a scan of `key`, whose workload is new: unlike
+    /// [`Queue::add`], a key already queued, being scanned or waiting for
+    /// a retry is left as it is (a second name given to an image that is
+    /// being scanned needs no second scan).
+    pub fn add_new(&self, key: K, retry: Retry) {
+        let mut state = self.lock();
+        // A key removed during its scan is new again when added.
+        let known = state.dirty.contains(&key)
+            || state.processing.get(&key) == Some(&false)
+            || state
+                .items
+                .get(&key)
+                .is_some_and(|item| item.retry_at.is_some());
+        if !known {
+            self.add_locked(&mut state, key, retry);
+        }
+    }
+
+    fn add_locked(&self, state: &mut State<K>, key: K, retry: Retry) {
         if state.shut_down {
             return;
         }

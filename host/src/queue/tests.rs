@@ -347,3 +347,34 @@ async fn done_for_a_key_not_being_scanned_is_ignored() {
     assert_eq!(q.done(&"a", Attempt::Retryable), Decision::Discarded);
     assert_eq!(q.snapshot().queued, ["a"]);
 }
+
+// A new name for an image being scanned, or waiting for a retry, must not
+// scan it again; a key removed during its scan and added back must run.
+#[tokio::test(start_paused = true)]
+async fn add_new_leaves_a_known_key_as_it_is() {
+    let q = queue(0);
+    q.add_new("a", Retry::Backoff);
+    q.add_new("a", Retry::Backoff);
+    assert_eq!(q.next().await, Some("a"));
+    q.add_new("a", Retry::Backoff);
+    assert_eq!(q.done(&"a", Attempt::Success), Decision::Finished);
+    assert_eq!(next_soon(&q).await, None);
+
+    q.add_new("b", Retry::Backoff);
+    assert_eq!(q.next().await, Some("b"));
+    assert_eq!(q.done(&"b", Attempt::Retryable), retry(1, 1));
+    q.add_new("b", Retry::Backoff);
+    assert_eq!(q.in_flight(), 0);
+    // Not run now: it waits for its retry, 1s away.
+    assert_eq!(
+        timeout(Duration::from_millis(500), q.next()).await.ok(),
+        None
+    );
+
+    q.add_new("c", Retry::Backoff);
+    assert_eq!(q.next().await, Some("c"));
+    q.remove(&"c");
+    q.add_new("c", Retry::Backoff);
+    assert_eq!(q.done(&"c", Attempt::Success), Decision::Discarded);
+    assert_eq!(next_soon(&q).await, Some("c"));
+}

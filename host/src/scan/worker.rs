@@ -83,6 +83,13 @@ fn scan_one(context: &Context, id: &WorkloadId) {
         .metrics
         .scan_finished(workload.kind, outcome, elapsed.as_secs_f64());
 
+    // The name to show beside the id in the log.
+    let reference = workload
+        .references
+        .keys()
+        .next()
+        .cloned()
+        .unwrap_or_default();
     let decision = context.queue.done(id, result.attempt);
     let attempts = previous_failures + 1;
     let failed = |retryable, next: Option<Duration>, attempts| Status::Failed {
@@ -102,6 +109,7 @@ fn scan_one(context: &Context, id: &WorkloadId) {
                 }
                 tracing::info!(
                     workload = %id,
+                    reference,
                     duration = ?elapsed,
                     packages = result.packages,
                     "scan finished"
@@ -114,6 +122,7 @@ fn scan_one(context: &Context, id: &WorkloadId) {
             context.metrics.retry_scheduled(workload.kind);
             tracing::info!(
                 workload = %id,
+                reference,
                 attempt,
                 delay = %humantime::format_duration(delay),
                 reason = result.reason,
@@ -124,6 +133,7 @@ fn scan_one(context: &Context, id: &WorkloadId) {
         (Decision::GaveUp { attempts }, None) => {
             tracing::warn!(
                 workload = %id,
+                reference,
                 attempts,
                 reason = result.reason,
                 "scan failed, no more attempts"
@@ -132,7 +142,13 @@ fn scan_one(context: &Context, id: &WorkloadId) {
         }
         (_, None) => {
             let retryable = matches!(result.attempt, Attempt::Retryable);
-            tracing::warn!(workload = %id, retryable, reason = result.reason, "scan failed");
+            tracing::warn!(
+                workload = %id,
+                reference,
+                retryable,
+                reason = result.reason,
+                "scan failed"
+            );
             record(context, id, failed(retryable, None, attempts));
         }
     }

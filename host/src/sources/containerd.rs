@@ -32,6 +32,11 @@ const RESYNC: Duration = Duration::from_secs(30);
 /// The first and the longest wait before connecting again.
 const BASE_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long a connection must hold for the backoff to start over.
+const STABLE: Duration = Duration::from_secs(30);
+
+/// Events received and not yet handled: the subscription waits beyond.
+const EVENTS_QUEUED: usize = 1024;
 
 /// The events that can change an image.
 const EVENT_FILTER: &str = r#"topic~="/images/""#;
@@ -49,13 +54,17 @@ pub async fn run(
         backoff: BASE_BACKOFF,
         down_since: None,
     };
-    let mut first = true;
     loop {
+        let started = Instant::now();
         tokio::select! {
-            lost = follow(&store, &client, &namespaces, &mut link, first) => link.lost(&lost),
+            lost = follow(&store, &client, &namespaces, &mut link) => link.lost(&lost),
             _ = shutdown.changed() => return,
         }
-        first = false;
+        // Only a connection that held for a while earns a quick retry: one
+        // that answers and drops at once is retried ever more slowly.
+        if started.elapsed() >= STABLE {
+            link.backoff = BASE_BACKOFF;
+        }
         tokio::select! {
             _ = tokio::time::sleep(link.backoff) => {}
             _ = shutdown.changed() => return,
@@ -74,7 +83,6 @@ struct Link {
 
 impl Link {
     fn connected(&mut self, images: usize) {
-        self.backoff = BASE_BACKOFF;
         match self.down_since.take() {
             Some(since) => tracing::info!(
                 address = self.address,
@@ -107,17 +115,13 @@ async fn follow(
     client: &Client,
     namespaces: &[String],
     link: &mut Link,
-    first: bool,
 ) -> containerd::Error {
     // Subscribed first, so that what changes while the namespaces are
     // listed is seen too. containerd answers the subscription only with
     // its first event: it is read on its own task.
-    let (tx, mut events) = mpsc::unbounded_channel();
+    let (tx, mut events) = mpsc::channel(EVENTS_QUEUED);
     let subscription = AbortOnDrop(tokio::spawn(forward_events(client.clone(), tx)));
 
-    if first {
-        forget_other_namespaces(store, namespaces).await;
-    }
     match resync(store, client, namespaces).await {
         Ok(images) => link.connected(images),
         Err(err) => return err,
@@ -146,43 +150,42 @@ async fn follow(
 }
 
 /// Sends the namespace and name of each image event, then the error that
-/// ended the stream.
+/// ended the stream, and returns.
 async fn forward_events(
     client: Client,
-    tx: mpsc::UnboundedSender<Result<(String, String), containerd::Error>>,
+    tx: mpsc::Sender<Result<(String, String), containerd::Error>>,
 ) {
+    let lost = |status| client.error("follow events".to_owned(), status);
     let mut stream = match client.subscribe(EVENT_FILTER).await {
         Ok(stream) => stream,
         Err(err) => {
-            let _ = tx.send(Err(err));
+            let _ = tx.send(Err(err)).await;
             return;
         }
     };
     loop {
-        let sent = match stream.message().await {
-            Ok(Some(envelope)) => {
-                let name = envelope
-                    .event
-                    .and_then(|any| {
-                        <ImageEvent as prost::Message>::decode(any.value.as_slice()).ok()
-                    })
-                    .map(|event| event.name)
-                    .filter(|name| !name.is_empty());
-                match name {
-                    Some(name) => tx.send(Ok((envelope.namespace, name))),
-                    None => {
-                        tracing::debug!(topic = envelope.topic, "event without an image name");
-                        Ok(())
-                    }
-                }
+        let envelope = match stream.message().await {
+            Ok(Some(envelope)) => envelope,
+            Ok(None) => {
+                let ended = tonic::Status::aborted("containerd ended the event stream");
+                let _ = tx.send(Err(lost(ended))).await;
+                return;
             }
-            Ok(None) => tx.send(Err(client.error(
-                "follow events".to_owned(),
-                tonic::Status::unavailable("the event stream ended"),
-            ))),
-            Err(status) => tx.send(Err(client.error("follow events".to_owned(), status))),
+            Err(status) => {
+                let _ = tx.send(Err(lost(status))).await;
+                return;
+            }
         };
-        if sent.is_err() {
+        let name = envelope
+            .event
+            .and_then(|any| <ImageEvent as prost::Message>::decode(any.value.as_slice()).ok())
+            .map(|event| event.name)
+            .filter(|name| !name.is_empty());
+        let Some(name) = name else {
+            tracing::debug!(topic = envelope.topic, "event without an image name");
+            continue;
+        };
+        if tx.send(Ok((envelope.namespace, name))).await.is_err() {
             return;
         }
     }
@@ -205,7 +208,15 @@ async fn resync(
 ) -> Result<usize, containerd::Error> {
     let mut count = 0;
     for namespace in namespaces {
-        let images = client.list_images(namespace).await?;
+        let images = match client.list_images(namespace).await {
+            Ok(images) => images,
+            Err(err) if err.is_connection() => return Err(err),
+            // This namespace only: its images stay as they were.
+            Err(err) => {
+                tracing::warn!("{err}; namespace skipped until the next resync");
+                continue;
+            }
+        };
         count += images.len();
         let (store, client, namespace) = (store.clone(), client.clone(), namespace.clone());
         let _ = tokio::task::spawn_blocking(move || {
@@ -230,7 +241,14 @@ async fn update(
     namespace: &str,
     name: &str,
 ) -> Result<(), containerd::Error> {
-    let image = client.get_image(namespace, name).await?;
+    let image = match client.get_image(namespace, name).await {
+        Ok(image) => image,
+        Err(err) if err.is_connection() => return Err(err),
+        Err(err) => {
+            tracing::warn!("{err}; event skipped until the next resync");
+            return Ok(());
+        }
+    };
     let (store, client) = (store.clone(), client.clone());
     let reference = containerd::reference(namespace, name);
     let seen = image.and_then(|image| seen(namespace, &image));
@@ -242,23 +260,6 @@ async fn update(
     })
     .await;
     Ok(())
-}
-
-/// References of namespaces no longer configured are removed at start.
-async fn forget_other_namespaces(store: &Arc<Store>, namespaces: &[String]) {
-    let other = |origin: &Origin| matches!(origin, Origin::Containerd { namespace, .. } if !namespaces.contains(namespace));
-    let stale = store.references_where(other);
-    if stale.is_empty() {
-        return;
-    }
-    let store = store.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        for (reference, _) in stale {
-            tracing::info!(reference, "namespace no longer followed, image removed");
-            sources::unset(&store, &reference);
-        }
-    })
-    .await;
 }
 
 fn seen(namespace: &str, image: &Image) -> Option<Seen> {

@@ -17,6 +17,7 @@ pub mod host;
 pub mod oci_layout;
 
 use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 
 use crate::store::Store;
 use crate::workload::{Kind, Origin, WorkloadId};
@@ -29,8 +30,10 @@ pub struct Seen {
 
 /// Sets `seen` in the store, identifying its image with `identify` unless
 /// the store has the reference at the same origin already. An image that
-/// cannot be identified is left out with a warning (a later sync picks it
-/// up). Returns whether the store holds the reference afterwards.
+/// cannot be identified is left out with a warning (once for each
+/// reference and origin; a later sync tries again), and the reference
+/// leaves the image it named before. Returns whether the store holds the
+/// reference afterwards.
 pub fn set(
     store: &Store,
     seen: Seen,
@@ -42,7 +45,15 @@ pub fn set(
     let id = match identify(&seen.origin) {
         Ok(id) => id,
         Err(err) => {
-            tracing::warn!(reference = seen.reference, "image skipped: {err}");
+            if first_skip(&seen) {
+                tracing::warn!(
+                    reference = seen.reference,
+                    "image skipped until it can be read: {err}"
+                );
+            } else {
+                tracing::debug!(reference = seen.reference, "image skipped again: {err}");
+            }
+            unset(store, &seen.reference);
             return false;
         }
     };
@@ -74,6 +85,19 @@ pub fn sync(
             unset(store, &reference);
         }
     }
+}
+
+/// Whether `seen` is skipped for the first time: the warning is not
+/// repeated at every sync.
+fn first_skip(seen: &Seen) -> bool {
+    static SKIPPED: Mutex<Option<HashSet<(String, String)>>> = Mutex::new(None);
+    let mut skipped = SKIPPED.lock().unwrap_or_else(PoisonError::into_inner);
+    let skipped = skipped.get_or_insert_with(HashSet::new);
+    // Bounded: past this, warnings may repeat.
+    if skipped.len() > 10_000 {
+        skipped.clear();
+    }
+    skipped.insert((seen.reference.clone(), format!("{:?}", seen.origin)))
 }
 
 /// Removes `reference` from the store.
