@@ -289,6 +289,17 @@ fn each_namespace_is_read_with_its_own_content() {
         assert_eq!(doc["metadata"]["component"]["name"], "example.test/app:1");
         assert_eq!(os(&doc).unwrap().0, distro);
     }
+
+    // A namespace taken out of the configuration: its images go at the
+    // next start; containerd taken out: all of them go.
+    drop(agent);
+    let agent = start_agent(dir.path(), &containerd, &["team-a"]);
+    assert_eq!(images(&agent).keys().collect::<Vec<_>>(), [&debian.config]);
+    assert!(!agent.document_path(&alpine.config).exists());
+    drop(agent);
+    let agent = agent::start(dir.path(), "[sources.host]\nenabled = false\n");
+    assert!(agent.workloads().is_empty(), "{:?}", agent.workloads());
+    assert!(!agent.document_path(&debian.config).exists());
 }
 
 #[test]
@@ -345,8 +356,13 @@ fn scan_reads_one_image_of_containerd_and_names_what_is_wrong() {
         .arg(dir.path().join("no.sock"))
         .output()
         .unwrap();
-    assert_eq!(nowhere.status.code(), Some(2));
+    // containerd away: a later try may work.
+    assert_eq!(nowhere.status.code(), Some(3));
     assert!(stderr(&nowhere).contains("no.sock"), "{}", stderr(&nowhere));
+
+    let refused = scan("containerd://Bad_NS!/example.test/debian:12");
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("Bad_NS!"), "{}", stderr(&refused));
 
     // A discarded layer: a retryable failure (exit 3) that names it.
     containerd.ctr(NS, &["content", "rm", &image.layers[0]]);
