@@ -32,7 +32,7 @@ use serde_json::Value;
 #[path = "../../tests/support/containerd.rs"]
 mod containerd;
 mod measure;
-use measure::{Daemon, config, proc_status_kib};
+use measure::proc_status_kib;
 #[allow(dead_code)]
 #[path = "../../tests/support/oci.rs"]
 mod oci;
@@ -286,21 +286,12 @@ fn daemon() {
     // A first start on an empty layout fills the daemon's cache of
     // compiled plugins, so that the timed start loads them from it.
     let source = |layout: &str| format!("[[sources.oci_layout]]\npath = \"{layout}\"\n");
-    let warm_up = Daemon::start(&config(
+    let (daemon, started) = measure::timed_start(
         dir.path(),
-        "warm-up",
         DAEMON_WORKERS,
         &source("empty-layout"),
-    ));
-    warm_up.stop();
-
-    let started = Instant::now();
-    let daemon = Daemon::start(&config(
-        dir.path(),
-        "scanhost",
-        DAEMON_WORKERS,
         &source("layout"),
-    ));
+    );
     let api_up = started.elapsed();
     daemon.wait_all_success(&images, 96, started, DAEMON_DEADLINE);
     let elapsed = started.elapsed();
@@ -346,21 +337,12 @@ fn containerd() {
             containerd.socket.display()
         )
     };
-    let warm_up = Daemon::start(&config(
+    let (daemon, started) = measure::timed_start(
         dir.path(),
-        "warm-up",
         DAEMON_WORKERS,
         &source("empty"),
-    ));
-    warm_up.stop();
-
-    let started = Instant::now();
-    let daemon = Daemon::start(&config(
-        dir.path(),
-        "scanhost",
-        DAEMON_WORKERS,
         &source("bench"),
-    ));
+    );
     daemon.wait_all_success(&images, 96, started, DAEMON_DEADLINE);
     let elapsed = started.elapsed();
     let (max_rss_kib, hwm_kib) = daemon.stop();

@@ -661,13 +661,17 @@ fn add_shared_base_images(image: &BenchImage) -> SharedBase {
     };
     let manifest = blob(large["digest"].as_str().unwrap());
     let config = blob(manifest["config"]["digest"].as_str().unwrap());
-    let lower: Vec<(serde_json::Value, String)> = manifest["layers"]
+    let lower: Vec<oci::Stored> = manifest["layers"]
         .as_array()
         .unwrap()
         .iter()
         .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
         .take(SHARED_LAYERS)
-        .map(|(layer, diff_id)| (layer.clone(), diff_id.as_str().unwrap().to_owned()))
+        .map(|(layer, diff_id)| oci::Stored {
+            digest: layer["digest"].as_str().unwrap().to_owned(),
+            size: layer["size"].as_u64().unwrap(),
+            diff_id: diff_id.as_str().unwrap().to_owned(),
+        })
         .collect();
 
     if !index.to_string().contains(SHARED) {
@@ -700,83 +704,31 @@ fn oci_ref_name() -> &'static str {
 fn write_on_lower(
     source: &Path,
     dest: &Path,
-    lower: &[(serde_json::Value, String)],
+    lower: &[oci::Stored],
     name: &str,
     marker: &str,
 ) -> String {
-    let blobs = dest.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| -> String {
-        let digest = format!("sha256:{:x}", Sha256::digest(bytes));
-        fs::write(oci::blob_path(dest, &digest), bytes).unwrap();
-        digest
-    };
-    if source != dest {
-        for (layer, _) in lower {
-            let digest = layer["digest"].as_str().unwrap();
-            let to = oci::blob_path(dest, digest);
-            if !to.exists() {
-                fs::hard_link(oci::blob_path(source, digest), &to)
-                    .or_else(|_| fs::copy(oci::blob_path(source, digest), &to).map(|_| ()))
-                    .unwrap();
-            }
+    for layer in lower {
+        let to = oci::blob_path(dest, &layer.digest);
+        if source != dest && !to.exists() {
+            let from = oci::blob_path(source, &layer.digest);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::hard_link(&from, &to)
+                .or_else(|_| fs::copy(&from, &to).map(|_| ()))
+                .unwrap();
         }
     }
     let top = oci::layer(&[oci::Entry::File(
         "etc/hostname",
         format!("{marker}\n").as_bytes(),
     )]);
-    let top_digest = put(&top.blob);
-    let mut layers: Vec<serde_json::Value> = lower.iter().map(|(l, _)| l.clone()).collect();
-    layers.push(serde_json::json!({
-        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-        "digest": top_digest,
-        "size": top.blob.len(),
-    }));
-    let mut diff_ids: Vec<String> = lower.iter().map(|(_, d)| d.clone()).collect();
-    diff_ids.push(top.diff_id.clone());
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    }))
-    .unwrap();
-    let config_digest = put(&config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest,
-            "size": config.len(),
-        },
-        "layers": layers,
-    }))
-    .unwrap();
-    let manifest_digest = put(&manifest);
-
-    let index_path = dest.join("index.json");
-    let mut index: serde_json::Value = match fs::read(&index_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
-        Err(_) => serde_json::json!({"schemaVersion": 2, "manifests": []}),
-    };
-    index["manifests"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest,
-            "size": manifest.len(),
-            "annotations": {oci_ref_name(): name},
-        }));
-    fs::write(&index_path, serde_json::to_vec_pretty(&index).unwrap()).unwrap();
-    fs::write(
-        dest.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    config_digest
+    let mut layers = lower.to_vec();
+    layers.push(oci::Stored {
+        digest: oci::put(dest, &top.blob),
+        size: top.blob.len() as u64,
+        diff_id: top.diff_id,
+    });
+    oci::write_image_of(dest, name, &layers).config
 }
 
 /// The first image scanned with an empty plugin cache, beside a second
@@ -844,12 +796,8 @@ fn shared_base_daemon(shared: &SharedBase, packages: usize) {
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .unwrap();
-    let warm_up = measure::config(dir.path(), "warm-up", 2, &source(&empty));
-    measure::Daemon::start(&warm_up).stop();
-
-    let config = measure::config(dir.path(), "scanhost", 2, &source(&shared.layout));
-    let started = Instant::now();
-    let daemon = measure::Daemon::start(&config);
+    let (daemon, started) =
+        measure::timed_start(dir.path(), 2, &source(&empty), &source(&shared.layout));
     daemon.wait_all_success(&shared.ids, packages, started, Duration::from_secs(1800));
     let elapsed = started.elapsed();
     let (peak_kib, _) = daemon.stop();

@@ -82,17 +82,41 @@ pub struct Image {
     pub layers: Vec<String>,
 }
 
+/// A layer blob already in a layout: its digest, size and diff_id.
+#[derive(Clone)]
+pub struct Stored {
+    pub digest: String,
+    pub size: u64,
+    pub diff_id: String,
+}
+
 /// Writes an image of `layers` into the layout directory `dir` (created
 /// when missing), listed in `index.json` under `ref_name`.
 pub fn write_image(dir: &Path, ref_name: &str, layers: &[Layer]) -> Image {
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let digest = sha256(bytes);
-        std::fs::write(blobs.join(&digest["sha256:".len()..]), bytes).unwrap();
-        digest
-    };
+    let stored: Vec<Stored> = layers
+        .iter()
+        .map(|l| Stored {
+            digest: put(dir, &l.blob),
+            size: l.blob.len() as u64,
+            diff_id: l.diff_id.clone(),
+        })
+        .collect();
+    write_image_of(dir, ref_name, &stored)
+}
 
+/// Writes the blob `bytes` into the layout `dir`; returns its digest.
+pub fn put(dir: &Path, bytes: &[u8]) -> String {
+    let digest = sha256(bytes);
+    let path = blob_path(dir, &digest);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    digest
+}
+
+/// Writes the config and manifest of an image of `layers`, whose blobs
+/// are in the layout `dir` already, and lists it in `index.json` under
+/// `ref_name`.
+pub fn write_image_of(dir: &Path, ref_name: &str, layers: &[Stored]) -> Image {
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64",
         "os": "linux",
@@ -103,8 +127,7 @@ pub fn write_image(dir: &Path, ref_name: &str, layers: &[Layer]) -> Image {
         },
     }))
     .unwrap();
-    let config_digest = put(&config);
-    let layer_digests: Vec<String> = layers.iter().map(|l| put(&l.blob)).collect();
+    let config_digest = put(dir, &config);
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -113,14 +136,14 @@ pub fn write_image(dir: &Path, ref_name: &str, layers: &[Layer]) -> Image {
             "digest": config_digest,
             "size": config.len(),
         },
-        "layers": layers.iter().zip(&layer_digests).map(|(l, d)| json!({
+        "layers": layers.iter().map(|l| json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": d,
-            "size": l.blob.len(),
+            "digest": l.digest,
+            "size": l.size,
         })).collect::<Vec<_>>(),
     }))
     .unwrap();
-    let manifest_digest = put(&manifest);
+    let manifest_digest = put(dir, &manifest);
 
     let index_path = dir.join("index.json");
     let mut index = match std::fs::read(&index_path) {
@@ -139,7 +162,7 @@ pub fn write_image(dir: &Path, ref_name: &str, layers: &[Layer]) -> Image {
     Image {
         manifest: manifest_digest,
         config: config_digest,
-        layers: layer_digests,
+        layers: layers.iter().map(|l| l.digest.clone()).collect(),
     }
 }
 

@@ -207,3 +207,18 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// Starts the agent on `sources` (in `dir`, with `workers` workers) after
+/// a first start on `warm_up_sources` has filled its cache of compiled
+/// plugins; returns it and when the timed start began.
+pub fn timed_start(
+    dir: &Path,
+    workers: usize,
+    warm_up_sources: &str,
+    sources: &str,
+) -> (Daemon, Instant) {
+    Daemon::start(&config(dir, "warm-up", workers, warm_up_sources)).stop();
+    let started = Instant::now();
+    let daemon = Daemon::start(&config(dir, "scanhost", workers, sources));
+    (daemon, started)
+}

@@ -497,6 +497,16 @@ mod tests {
         builder.into_inner().unwrap()
     }
 
+    /// An image of `layers` in a memory that keeps what it is given.
+    fn caching(layers: Vec<Vec<u8>>) -> Memory {
+        let mut memory = Memory {
+            cache: Some(Default::default()),
+            ..Memory::default()
+        };
+        store_image(&mut memory, layers);
+        memory
+    }
+
     /// What a scan sees of an overlay: every wanted file, its layer, and
     /// the warnings.
     fn seen(overlay: &Overlay) -> Vec<String> {
@@ -525,25 +535,18 @@ mod tests {
     // with that layer opens no layer and gives the same overlay.
     #[test]
     fn kept_layers_are_not_read_again_and_give_the_same_overlay() {
-        let mut memory = Memory {
-            cache: Some(Default::default()),
-            ..Memory::default()
-        };
-        store_image(
-            &mut memory,
-            vec![
-                tar(&[
-                    ("etc/os-release", b"ID=debian\n"),
-                    ("etc/motd", b"old"),
-                    ("etc/gone", b"x"),
-                ]),
-                // A link to a lower file, and one to a lower directory.
-                tar_with_links(
-                    &[("etc/.wh.gone", b"")],
-                    &[("etc/issue", "etc/motd"), ("etc/motd.d", "etc")],
-                ),
-            ],
-        );
+        let memory = caching(vec![
+            tar(&[
+                ("etc/os-release", b"ID=debian\n"),
+                ("etc/motd", b"old"),
+                ("etc/gone", b"x"),
+            ]),
+            // A link to a lower file, and one to a lower directory.
+            tar_with_links(
+                &[("etc/.wh.gone", b"")],
+                &[("etc/issue", "etc/motd"), ("etc/motd.d", "etc")],
+            ),
+        ]);
 
         let (_, cold) = read(&memory).unwrap();
         assert_eq!(memory.counts.opens.get(), 2);
@@ -564,14 +567,7 @@ mod tests {
     // changes is a miss, and the layer is read.
     #[test]
     fn a_kept_value_that_does_not_decode_is_read_again() {
-        let mut memory = Memory {
-            cache: Some(Default::default()),
-            ..Memory::default()
-        };
-        store_image(
-            &mut memory,
-            vec![tar(&[("etc/os-release", b"ID=debian\n")])],
-        );
+        let memory = caching(vec![tar(&[("etc/os-release", b"ID=debian\n")])]);
         let (_, cold) = read(&memory).unwrap();
         for value in memory.cache.as_ref().unwrap().borrow_mut().values_mut() {
             *value = b"\xff\xff\xff garbage".to_vec();
@@ -585,14 +581,7 @@ mod tests {
     // A layer that fails its digests is not kept.
     #[test]
     fn a_layer_that_fails_its_digests_is_not_kept() {
-        let mut memory = Memory {
-            cache: Some(Default::default()),
-            ..Memory::default()
-        };
-        store_image(
-            &mut memory,
-            vec![tar(&[("etc/os-release", b"ID=debian\n")])],
-        );
+        let mut memory = caching(vec![tar(&[("etc/os-release", b"ID=debian\n")])]);
         memory.mismatched.insert("sha256:l1".to_string());
 
         assert!(read(&memory).is_err());
