@@ -283,14 +283,7 @@ mod tests {
 
     /// A layer tar of regular files, `(path, contents)`.
     fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (path, contents) in files {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(contents.len() as u64);
-            header.set_mode(0o644);
-            builder.append_data(&mut header, path, *contents).unwrap();
-        }
-        builder.into_inner().unwrap()
+        tar_with_links(files, &[])
     }
 
     /// The manifest `sha256:m` and its config `sha256:c` for `layers`,
