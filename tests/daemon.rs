@@ -463,3 +463,20 @@ fn a_plugin_that_fails_for_good_is_recorded_and_the_others_packages_are_kept() {
         "{failure}"
     );
 }
+
+// SIGTERM as soon as the API answers (while sources and workers may still
+// be starting) must stop the agent cleanly, exit status 0.
+#[test]
+fn sigterm_right_after_start_stops_the_agent_cleanly() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("layout");
+        empty_index(&layout);
+        let mut daemon = start(dir.path(), &layout, "");
+        assert!(
+            daemon.terminate(Duration::from_secs(30)),
+            "{}",
+            daemon.log()
+        );
+    }
+}

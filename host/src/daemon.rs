@@ -28,6 +28,7 @@ use crate::workload::{Kind, Origin, Status, Workload, WorkloadId};
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let signalled = shutdown_signal()?;
     // Bound first: an address in use is found before anything is loaded.
     let listener = match config.api_listen() {
         Some(addr) => Some((
@@ -190,7 +191,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "scanhost running"
     );
 
-    shutdown_signal().await;
+    signalled.await;
     tracing::info!("shutting down");
     let _ = stop.send(true);
     queue.shutdown();
@@ -244,13 +245,19 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM. Listening starts when this is called,
+/// before anything is awaited: a signal that comes while the agent is
+/// still starting stops it cleanly once it has started.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// Queues what the store says is unfinished.
