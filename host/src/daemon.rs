@@ -68,17 +68,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         canonical
     });
     let watched_dir = plugin_dir.clone();
-    let plugin_cache = match config.cache.max_size {
-        0 => None,
-        max_size => Some(Arc::new(
-            PluginCache::new(store.database(), max_size).with_context(|| {
-                format!(
-                    "cannot open the plugin cache in {}",
-                    config.state_dir.join("workloads.redb").display()
-                )
-            })?,
-        )),
-    };
+    // Opened even with a bound of 0, which drops what was kept before.
+    let plugin_cache =
+        PluginCache::new(store.database(), config.cache.max_size).with_context(|| {
+            format!(
+                "cannot open the plugin cache in {}",
+                config.state_dir.join("workloads.redb").display()
+            )
+        })?;
+    let plugin_cache = (config.cache.max_size > 0).then(|| Arc::new(plugin_cache));
     let (runtime, plugins) = tokio::task::spawn_blocking(move || {
         let mut runtime = Runtime::new(limits, Some(&cache_dir))?;
         if let Some(cache) = plugin_cache {

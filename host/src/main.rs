@@ -109,8 +109,14 @@ struct ScanArgs {
     max_memory: bytesize::ByteSize,
 
     /// Neither read nor keep what plugins made of layers in earlier scans
-    /// (kept in the cache directory).
-    #[arg(long, env = "SCANHOST_NO_CACHE")]
+    /// (kept in the cache directory); also SCANHOST_NO_CACHE=1, true, yes
+    /// or on.
+    #[arg(
+        long,
+        env = "SCANHOST_NO_CACHE",
+        hide_env = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     no_cache: bool,
 
     /// containerd's socket, for `containerd://NAMESPACE/NAME` [default:
@@ -118,7 +124,8 @@ struct ScanArgs {
     #[arg(long, value_name = "SOCKET")]
     containerd_address: Option<String>,
 
-    /// Where compiled plugins are kept between runs
+    /// Where compiled plugins, and what plugins made of layers
+    /// (plugin-cache.redb, at most 256 MiB of values), are kept between runs
     /// [default: $XDG_CACHE_HOME/scanhost or ~/.cache/scanhost].
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -318,20 +325,9 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut runtime = Runtime::new(limits, cache_dir.as_deref())?;
     if !args.no_cache
         && let Some(dir) = &cache_dir
+        && let Some(cache) = plugin_cache(dir)
     {
-        // Another scan running at the same time holds the file: this one
-        // then keeps nothing.
-        let file = dir.join("plugin-cache.redb");
-        match std::fs::create_dir_all(dir)
-            .map_err(redb::Error::Io)
-            .and_then(|()| PluginCache::open(&file, PLUGIN_CACHE_SIZE))
-        {
-            Ok(cache) => runtime = runtime.with_plugin_cache(Arc::new(cache)),
-            Err(err) => tracing::warn!(
-                file = %file.display(),
-                "plugin cache not used: {err}"
-            ),
-        }
+        runtime = runtime.with_plugin_cache(Arc::new(cache));
     }
     let (registry, _refused) = Registry::load(&runtime, args.plugin_dir.as_deref())?;
 
@@ -443,6 +439,35 @@ fn classify(path: &Path, selector: Option<String>) -> anyhow::Result<Input> {
     }
     std::fs::read_dir(&canonical).with_context(|| format!("cannot scan {}", path.display()))?;
     Ok(Input::Root(canonical))
+}
+
+/// The plugin cache of `scanhost scan`, in `dir`; none when another scan
+/// holds it or it cannot be made. A file that is not a cache (corrupt,
+/// truncated) is made anew: it only held what can be read again.
+fn plugin_cache(dir: &Path) -> Option<PluginCache> {
+    let file = dir.join("plugin-cache.redb");
+    let open = || {
+        std::fs::create_dir_all(dir)
+            .map_err(redb::Error::Io)
+            .and_then(|()| PluginCache::open(&file, PLUGIN_CACHE_SIZE))
+    };
+    let failure = match open() {
+        Ok(cache) => return Some(cache),
+        Err(err) => err,
+    };
+    let unusable = match &failure {
+        redb::Error::DatabaseAlreadyOpen => false,
+        redb::Error::Io(err) => err.kind() == std::io::ErrorKind::InvalidData,
+        _ => file.is_file(),
+    };
+    if unusable && std::fs::remove_file(&file).is_ok() {
+        tracing::warn!(file = %file.display(), "plugin cache unreadable ({failure}); made anew");
+        if let Ok(cache) = open() {
+            return Some(cache);
+        }
+    }
+    tracing::warn!(file = %file.display(), "plugin cache not used: {failure}");
+    None
 }
 
 /// The containerd socket: `--containerd-address`, else a non-empty

@@ -8,18 +8,23 @@
 //!
 //! It is a cache: a failure to read or write is logged and taken as a
 //! miss, and recency is written without waiting for the disk (a crash may
-//! forget which values were used last, never a value).
+//! forget which values were used last, never a value). Each value is
+//! stored with its SHA-256 and checked when read: a value changed on disk
+//! is dropped and taken as a miss. The bound is on the values; the
+//! database file reuses the space of evicted values, and may stay larger.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use sha2::{Digest, Sha256};
 
-/// Values by scoped key.
-const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_cache");
-/// When each value was last used, by scoped key: a logical clock.
-const USED: TableDefinition<&str, u64> = TableDefinition::new("plugin_cache_used");
+/// Values by scoped key, each after the 32 bytes of its SHA-256.
+const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_cache_values");
+/// When each value was last used (a logical clock) and its size, by
+/// scoped key: what opening the cache reads.
+const INDEX: TableDefinition<&str, (u64, u64)> = TableDefinition::new("plugin_cache_index");
 
 /// The longest key a plugin may use.
 const MAX_KEY: usize = 1024;
@@ -60,12 +65,11 @@ impl PluginCache {
         let txn = db.begin_write()?;
         {
             let mut values = txn.open_table(VALUES)?;
-            let mut used = txn.open_table(USED)?;
-            for entry in values.iter()? {
+            let mut used = txn.open_table(INDEX)?;
+            for entry in used.iter()? {
                 let (key, value) = entry?;
                 let key = key.value().to_owned();
-                let size = value.value().len() as u64;
-                let last = used.get(key.as_str())?.map(|u| u.value()).unwrap_or(0);
+                let (last, size) = value.value();
                 index.clock = index.clock.max(last);
                 index.size += size;
                 index.by_use.insert((last, key.clone()));
@@ -106,23 +110,42 @@ impl PluginCache {
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, redb::Error> {
         let mut index = self.lock();
-        if !index.entries.contains_key(key) {
+        let Some(size) = index.entries.get(key).map(|e| e.size) else {
             return Ok(None);
-        }
-        let value = {
+        };
+        let stored = {
             let txn = self.db.begin_read()?;
             let values = txn.open_table(VALUES)?;
             values.get(key)?.map(|v| v.value().to_vec())
         };
-        if value.is_some() {
-            let tick = index.touch(key);
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(Durability::None)
-                .map_err(|err| redb::Error::Corrupted(err.to_string()))?;
-            txn.open_table(USED)?.insert(key, tick)?;
-            txn.commit()?;
+        let value = stored.and_then(|stored| {
+            let (sum, value) = stored.split_at_checked(32)?;
+            (Sha256::digest(value).as_slice() == sum).then(|| value.to_vec())
+        });
+        let Some(value) = value else {
+            tracing::warn!(key, "a cached value does not match its checksum; dropped");
+            self.drop_entry(&mut index, key)?;
+            return Ok(None);
+        };
+        let tick = index.touch(key);
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)
+            .map_err(|err| redb::Error::Corrupted(err.to_string()))?;
+        txn.open_table(INDEX)?.insert(key, (tick, size))?;
+        txn.commit()?;
+        Ok(Some(value))
+    }
+
+    fn drop_entry(&self, index: &mut Index, key: &str) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(VALUES)?.remove(key)?;
+        txn.open_table(INDEX)?.remove(key)?;
+        txn.commit()?;
+        if let Some(entry) = index.entries.remove(key) {
+            index.size -= entry.size;
+            index.by_use.remove(&(entry.used, key.to_owned()));
         }
-        Ok(value)
+        Ok(())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), redb::Error> {
@@ -135,7 +158,7 @@ impl PluginCache {
         let txn = self.db.begin_write()?;
         {
             let mut values = txn.open_table(VALUES)?;
-            let mut used = txn.open_table(USED)?;
+            let mut used = txn.open_table(INDEX)?;
             if let Some(old) = index.entries.remove(key) {
                 index.size -= old.size;
                 index.by_use.remove(&(old.used, key.to_owned()));
@@ -143,8 +166,10 @@ impl PluginCache {
             evict(&mut index, &mut values, &mut used, self.max_size - size)?;
             index.clock += 1;
             let tick = index.clock;
-            values.insert(key, value)?;
-            used.insert(key, tick)?;
+            let mut stored = Sha256::digest(value).to_vec();
+            stored.extend_from_slice(value);
+            values.insert(key, stored.as_slice())?;
+            used.insert(key, (tick, size))?;
             index.size += size;
             index.by_use.insert((tick, key.to_owned()));
             index
@@ -175,7 +200,7 @@ impl Index {
 fn evict(
     index: &mut Index,
     values: &mut redb::Table<&str, &[u8]>,
-    used: &mut redb::Table<&str, u64>,
+    used: &mut redb::Table<&str, (u64, u64)>,
     budget: u64,
 ) -> Result<(), redb::Error> {
     while index.size > budget {
@@ -199,10 +224,12 @@ impl Scope {
             return None;
         }
         let key = format!("{}{key}", self.prefix);
-        self.cache.get(&key).unwrap_or_else(|err| {
+        let value = self.cache.get(&key).unwrap_or_else(|err| {
             tracing::warn!(key, "cannot read the plugin cache: {err}");
             None
-        })
+        });
+        tracing::debug!(key, hit = value.is_some(), "plugin cache");
+        value
     }
 
     /// Keeps `value` under `key` for this plugin.
@@ -291,5 +318,40 @@ mod tests {
         let cache = open(dir.path(), 60);
         assert_eq!(cache.size(), 50);
         assert_eq!(cache.scope("p", "sha256:aa").get("b"), Some(vec![3; 50]));
+    }
+
+    // A value changed on disk is not handed to the plugin: it is dropped
+    // and taken as a miss.
+    #[test]
+    fn a_value_changed_on_disk_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("cache.redb")).unwrap());
+        let cache = Arc::new(PluginCache::new(db.clone(), 1 << 20).unwrap());
+        let scope = cache.scope("p", "sha256:aa");
+        scope.set("layer", b"Package: base7");
+        let key = "p@sha256:aa\nlayer";
+        let txn = db.begin_write().unwrap();
+        {
+            let mut values = txn.open_table(VALUES).unwrap();
+            let mut stored = values.get(key).unwrap().unwrap().value().to_vec();
+            let at = stored.len() - 5;
+            stored[at..].copy_from_slice(b"EVIL7");
+            values.insert(key, stored.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+
+        assert_eq!(scope.get("layer"), None);
+        assert_eq!(cache.size(), 0);
+    }
+
+    // A bound of 0 empties what a larger one kept.
+    #[test]
+    fn a_zero_bound_drops_every_value() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path(), 100)
+            .scope("p", "sha256:aa")
+            .set("a", &[1; 10]);
+        assert_eq!(open(dir.path(), 0).size(), 0);
+        assert_eq!(open(dir.path(), 100).scope("p", "sha256:aa").get("a"), None);
     }
 }

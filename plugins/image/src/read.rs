@@ -73,7 +73,7 @@ impl<E: std::error::Error + 'static> std::error::Error for ImageError<E> {
 /// are in [`Overlay::warnings`].
 ///
 /// The changes a layer makes are kept with [`Content::keep`] under its
-/// diff_id once it has been read and checked, and a layer whose changes
+/// diff_id and blob digest once it has been read and checked, and a layer whose changes
 /// [`Content::cached`] has is not opened at all: images that share a layer
 /// pay for reading it once, and give the same overlay as a cold read. The
 /// other layers are opened up to four at a time and read side by side, an
@@ -166,8 +166,8 @@ pub fn read_image<C: Content>(
         .collect();
     let mut changes: Vec<Option<LayerChanges>> = layers
         .iter()
-        .map(|(_, diff_id)| {
-            let kept = content.cached(&key(diff_id))?;
+        .map(|(digest, diff_id)| {
+            let kept = content.cached(&key(digest, diff_id))?;
             LayerChanges::from_bytes(&kept)
         })
         .collect();
@@ -182,7 +182,8 @@ pub fn read_image<C: Content>(
             .map(|&i| (i, layers[i].0, layers[i].1))
             .collect();
         for (i, read) in read_layers(content, &overlay, &group)? {
-            content.keep(&key(layers[i].1), &read.to_bytes());
+            let (digest, diff_id) = layers[i];
+            content.keep(&key(digest, diff_id), &read.to_bytes());
             changes[i] = Some(read);
         }
     }
@@ -201,12 +202,16 @@ pub fn read_image<C: Content>(
 const LAYERS_AT_ONCE: usize = 4;
 
 /// The prefix of the key under which the changes of a layer are kept,
-/// followed by its diff_id: the changes depend only on the uncompressed
-/// tar and on `wanted`, fixed for one build of a plugin.
+/// followed by its diff_id and its blob's digest. The changes depend only
+/// on the uncompressed tar (the diff_id) and on `wanted`, fixed for one
+/// build of a plugin; the blob's digest is in the key too, so that only a
+/// blob that was read and checked against both digests is ever taken as
+/// known: an image whose config claims the diff_id of a known layer for
+/// another blob is read, and fails its check, as it would cold.
 const LAYER_KEY: &str = "layer-changes/";
 
-fn key(diff_id: &str) -> String {
-    format!("{LAYER_KEY}{diff_id}")
+fn key(digest: &str, diff_id: &str) -> String {
+    format!("{LAYER_KEY}{diff_id}/{digest}")
 }
 
 /// Reads the layers `(index, digest, diff_id)` side by side into their
@@ -612,5 +617,30 @@ mod tests {
             "read one after the other: {reads:?}"
         );
         assert_eq!(memory.counts.finishes.get(), 2);
+    }
+
+    // A config that claims the diff_id of a known layer for another blob
+    // must not be taken for the known layer: the blob is read and fails its
+    // check, warm as cold.
+    #[test]
+    fn a_known_diff_id_with_another_blob_is_read_and_checked() {
+        let mut memory = caching(vec![tar(&[("etc/os-release", b"ID=debian\n")])]);
+        read(&memory).unwrap();
+        // The same diff_id, claimed for another blob that fails it.
+        let other = tar(&[("etc/os-release", b"ID=evil\n")]);
+        let manifest = String::from_utf8(memory.blobs["sha256:m"].clone())
+            .unwrap()
+            .replace("sha256:l1", "sha256:other");
+        memory
+            .blobs
+            .insert("sha256:m".to_string(), manifest.into_bytes());
+        memory.blobs.insert("sha256:other".to_string(), other);
+        memory.mismatched.insert("sha256:other".to_string());
+
+        let err = read(&memory).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "layer sha256:other does not match its digest"
+        );
     }
 }
