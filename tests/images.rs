@@ -490,3 +490,40 @@ fn a_warm_cache_gives_the_cold_document_and_another_build_does_not_read_it() {
     assert_eq!(other_build.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains(&image.layers[0]), "{stderr}");
 }
+
+// An index with no manifest for the platform asked for fails for good,
+// naming the index once and the platforms it has.
+#[test]
+fn an_index_without_the_platform_asked_for_names_it_once() {
+    let (layout, image) = debian_layout(&[]);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": image.manifest,
+            "size": std::fs::metadata(blob_path(layout.path(), &image.manifest)).unwrap().len(),
+            "platform": {"os": "linux", "architecture": "arm64"},
+        }],
+    });
+    let index_digest = support::oci::put(layout.path(), &serde_json::to_vec(&index).unwrap());
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest,
+            "size": serde_json::to_vec(&index).unwrap().len(),
+        }],
+    });
+    std::fs::write(layout.path().join("index.json"), top.to_string()).unwrap();
+
+    let output = scan(layout.path(), &["--platform", "linux/amd64"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "blob {index_digest}: the image has no linux/amd64 variant (it has linux/arm64)"
+        )),
+        "{stderr}"
+    );
+}

@@ -229,8 +229,8 @@ fn status(api: &str) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<20} {:<16} {:<9} {:>8} {:>8} {:<40}",
-        "ID", "KIND", "STATUS", "PACKAGES", "ATTEMPTS", "REFERENCES / ERROR"
+        "{:<20} {:<16} {:<9} {:>8} {:>8} {}",
+        "ID", "KIND", "STATUS", "PACKAGES", "ATTEMPTS", "REFERENCES: ERROR"
     )?;
     for w in workloads {
         let id: String = w.id.chars().take(19).collect();
@@ -239,10 +239,11 @@ fn status(api: &str) -> anyhow::Result<ExitCode> {
             Kind::ContainerImage => "container-image",
         };
         let packages = w.packages.map(|n| n.to_string()).unwrap_or_default();
+        let references = w.references.join(", ");
         let detail = match (&w.last_error, &w.next_attempt) {
-            (Some(err), Some(next)) => format!("{err} (next attempt {next})"),
-            (Some(err), None) => err.clone(),
-            _ => w.references.join(", "),
+            (Some(err), Some(next)) => format!("{references}: {err} (next attempt {next})"),
+            (Some(err), None) => format!("{references}: {err}"),
+            _ => references,
         };
         writeln!(
             out,

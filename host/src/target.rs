@@ -75,7 +75,14 @@ impl ImageTarget {
         })
         .map_err(|err| match err {
             ResolveError::Fetch { source, .. } => source,
-            other => ContentError::invalid(&digest, other.to_string()),
+            // Named by the blob at fault (the index, a manifest or the
+            // config), which the message does not repeat.
+            other => {
+                let blob = other.digest().to_owned();
+                let text = other.to_string();
+                let reason = text.strip_prefix(&format!("{blob}: ")).unwrap_or(&text);
+                ContentError::invalid(&blob, reason)
+            }
         })?;
         let parse = |d: &str| {
             Digest::parse(d).map_err(|err| ContentError::invalid(&digest, err.to_string()))

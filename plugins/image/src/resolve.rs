@@ -83,6 +83,19 @@ pub enum ResolveError<E> {
     },
 }
 
+impl<E> ResolveError<E> {
+    /// The digest of the document involved.
+    pub fn digest(&self) -> &str {
+        match self {
+            ResolveError::Fetch { digest, .. }
+            | ResolveError::Invalid { digest, .. }
+            | ResolveError::NoPlatform { digest, .. }
+            | ResolveError::LayerCount { digest, .. }
+            | ResolveError::TooDeep { digest } => digest,
+        }
+    }
+}
+
 impl<E: fmt::Display> fmt::Display for ResolveError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
