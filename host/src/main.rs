@@ -229,8 +229,8 @@ fn status(api: &str) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<20} {:<16} {:<9} {:>8} {:>8} {}",
-        "ID", "KIND", "STATUS", "PACKAGES", "ATTEMPTS", "REFERENCES: ERROR"
+        "{:<20} {:<16} {:<9} {:>8} {:>8} REFERENCES: ERROR",
+        "ID", "KIND", "STATUS", "PACKAGES", "ATTEMPTS"
     )?;
     for w in workloads {
         let id: String = w.id.chars().take(19).collect();
