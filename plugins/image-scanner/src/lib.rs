@@ -13,17 +13,16 @@
 //! there yet is retryable, a corrupt or unsupported image is fatal.
 
 wit_bindgen::generate!({ world: "scanner", path: "../../wit" });
+scanhost_image::contract_content!(Host);
 
 use exports::scanhost::plugin::plugin::Guest;
-use scanhost::plugin::cache;
-use scanhost::plugin::content::{self, ContentError, LayerReader};
 use scanhost::plugin::log::{Level, log};
 use scanhost::plugin::types::{
     Description, ImageTarget, Location, OsInfo, Package, Report, ScanError, Target, TargetKind,
 };
 use scanhost_analyzers::{analyze, resolve as resolve_path, wanted};
 use scanhost_image::oci::Platform;
-use scanhost_image::{Content, ImageError, LayerStream, read_image};
+use scanhost_image::{ImageError, read_image};
 
 struct ImageScanner;
 
@@ -54,7 +53,7 @@ fn scan_image(image: &ImageTarget) -> Result<Report, ScanError> {
     };
     let (_, overlay) =
         read_image(&Host, &image.digest, &platform, wanted).map_err(|err| match err {
-            ImageError::Content(err) => content_failure(err),
+            ImageError::Content(err) => Host::failure(err),
             ImageError::Invalid(reason) => ScanError::Fatal(reason),
         })?;
     for warning in overlay.warnings() {
@@ -97,57 +96,6 @@ fn scan_image(image: &ImageTarget) -> Result<Report, ScanError> {
         }),
         packages,
     })
-}
-
-/// The `content` import, as [`read_image`] reads an image through it.
-struct Host;
-
-impl Content for Host {
-    type Error = ContentError;
-    type Layer = LayerReader;
-
-    fn read_blob(&self, digest: &str, max: u64) -> Result<Vec<u8>, ContentError> {
-        content::read_blob(digest, max)
-    }
-
-    fn open_layer(&self, digest: &str, diff_id: &str) -> Result<LayerReader, ContentError> {
-        content::open_layer(digest, diff_id)
-    }
-
-    fn cached(&self, key: &str) -> Option<Vec<u8>> {
-        cache::get(key)
-    }
-
-    fn keep(&self, key: &str, value: &[u8]) {
-        cache::set(key, value);
-    }
-}
-
-impl LayerStream for LayerReader {
-    type Error = ContentError;
-
-    fn read(&mut self, len: u64) -> Result<Vec<u8>, ContentError> {
-        LayerReader::read(self, len)
-    }
-
-    fn skip(&mut self, len: u64) -> Result<u64, ContentError> {
-        LayerReader::skip(self, len)
-    }
-
-    fn finish(&mut self) -> Result<(), ContentError> {
-        LayerReader::finish(self)
-    }
-}
-
-/// A blob that is not there yet, or a read that failed, can succeed later;
-/// a blob that is there but wrong cannot.
-fn content_failure(err: ContentError) -> ScanError {
-    match err {
-        ContentError::NotFound(message) | ContentError::Io(message) => {
-            ScanError::Retryable(message)
-        }
-        ContentError::Invalid(message) => ScanError::Fatal(message),
-    }
 }
 
 export!(ImageScanner);

@@ -5,8 +5,9 @@
 //! gets it through the `content` import of the scanner contract: a blob by
 //! digest, and each layer as an uncompressed stream that reads, skips
 //! forward and, at its end, checks the layer's digests. A plugin
-//! implements them for its own bindings of that import, in a few lines
-//! that call through; [`read_image`] does the rest.
+//! implements them for its own bindings of that import with
+//! [`contract_content!`](crate::contract_content); [`read_image`] does the
+//! rest.
 //!
 //! [`StreamReader`] turns a [`LayerStream`] into the reader the overlay
 //! needs. A forward seek becomes [`LayerStream::skip`], so the bytes of

@@ -81,6 +81,7 @@
 //! ```
 
 mod content;
+mod contract;
 pub mod oci;
 pub mod overlay;
 mod platform;

@@ -29,17 +29,16 @@ mod installed;
 mod metadata;
 
 wit_bindgen::generate!({ world: "scanner", path: "../../../wit" });
+scanhost_image::contract_content!(Host);
 
 use exports::scanhost::plugin::plugin::Guest;
-use scanhost::plugin::cache;
-use scanhost::plugin::content::{self, ContentError, LayerReader};
 use scanhost::plugin::log::{Level, log};
 use scanhost::plugin::types::{
     Description, ImageTarget, Location, Package, Report, ScanError, Target, TargetKind,
 };
 use scanhost_analyzers::DirRoot;
 use scanhost_image::oci::Platform;
-use scanhost_image::{Content, ImageError, LayerStream, read_image};
+use scanhost_image::{ImageError, read_image};
 
 use installed::Found;
 
@@ -77,7 +76,7 @@ fn scan_image(image: &ImageTarget) -> Result<Report, ScanError> {
     };
     let (_, overlay) = read_image(&Host, &image.digest, &platform, installed::is_metadata)
         .map_err(|err| match err {
-            ImageError::Content(failure) => content_failure(failure),
+            ImageError::Content(failure) => Host::failure(failure),
             ImageError::Invalid(reason) => ScanError::Fatal(reason),
         })?;
     for warning in overlay.warnings() {
@@ -116,60 +115,6 @@ fn report(found: Found, layer_of: impl Fn(&str) -> Option<String>) -> Report {
         })
         .collect();
     Report { os: None, packages }
-}
-
-/// The `content` import, through which [`read_image`] reads an image.
-struct Host;
-
-impl Content for Host {
-    type Error = ContentError;
-    type Layer = LayerReader;
-
-    fn read_blob(&self, digest: &str, max: u64) -> Result<Vec<u8>, ContentError> {
-        content::read_blob(digest, max)
-    }
-
-    fn open_layer(&self, digest: &str, diff_id: &str) -> Result<LayerReader, ContentError> {
-        content::open_layer(digest, diff_id)
-    }
-
-    // What `read_image` made of a layer is kept by the host, for this
-    // build of the plugin only: images sharing a layer read it once.
-    fn cached(&self, key: &str) -> Option<Vec<u8>> {
-        cache::get(key)
-    }
-
-    fn keep(&self, key: &str, value: &[u8]) {
-        cache::set(key, value);
-    }
-}
-
-impl LayerStream for LayerReader {
-    type Error = ContentError;
-
-    fn read(&mut self, len: u64) -> Result<Vec<u8>, ContentError> {
-        LayerReader::read(self, len)
-    }
-
-    fn skip(&mut self, len: u64) -> Result<u64, ContentError> {
-        LayerReader::skip(self, len)
-    }
-
-    fn finish(&mut self) -> Result<(), ContentError> {
-        LayerReader::finish(self)
-    }
-}
-
-/// The scan error for a failure of the `content` import: content that is
-/// missing or could not be read may be there on the next attempt, content
-/// that is wrong will stay wrong.
-fn content_failure(err: ContentError) -> ScanError {
-    match err {
-        ContentError::NotFound(message) | ContentError::Io(message) => {
-            ScanError::Retryable(message)
-        }
-        ContentError::Invalid(message) => ScanError::Fatal(message),
-    }
 }
 
 export!(PythonPackages);
