@@ -161,11 +161,13 @@ impl ReadAhead {
         if let Source::Inline(stream) = &mut self.source {
             return stream.finish();
         }
-        while !self.available()?.is_empty() {
+        loop {
             let n = self.available()?.len();
+            if n == 0 {
+                return Ok(());
+            }
             self.consume(n);
         }
-        Ok(())
     }
 
     /// The bytes received and not yet used: empty at the end of a layer

@@ -120,7 +120,8 @@ async fn follow(
     // listed is seen too. containerd answers the subscription only with
     // its first event: it is read on its own task.
     let (tx, mut events) = mpsc::channel(EVENTS_QUEUED);
-    let subscription = AbortOnDrop(tokio::spawn(forward_events(client.clone(), tx)));
+    // Stopped when this returns.
+    let _subscription = AbortOnDrop(tokio::spawn(forward_events(client.clone(), tx)));
 
     match resync(store, client, namespaces).await {
         Ok(images) => link.connected(images),
@@ -143,7 +144,6 @@ async fn follow(
             _ = ticks.tick() => resync(store, client, namespaces).await.map(|_| ()),
         };
         if let Err(err) = outcome {
-            drop(subscription);
             return err;
         }
     }
