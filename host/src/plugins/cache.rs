@@ -6,7 +6,10 @@
 //! component's bytes together with the engine's compatibility hash, so a
 //! changed component or a different wasmtime build or configuration never
 //! reads an old entry. Entries are written to a temporary file and renamed,
-//! so a crash leaves either a whole entry or none.
+//! so a crash leaves either a whole entry or none. An entry is native code
+//! that is run as it is: it starts with the SHA-256 of the rest, checked
+//! before anything is loaded, so a damaged entry is compiled again rather
+//! than run.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -47,16 +50,22 @@ impl CompileCache {
         bytes: &[u8],
     ) -> wasmtime::Result<(Component, Compiled)> {
         let entry = self.entry(engine, bytes);
-        if entry.exists() {
-            // SAFETY: the entry was written by `Component::serialize` of an
-            // engine with the same compatibility hash (it is part of the
-            // name), into a directory only this host writes. Anyone who can
-            // write there can already replace the host's own binary.
-            match unsafe { Component::deserialize_file(engine, &entry) } {
-                Ok(component) => return Ok((component, Compiled::Cached)),
-                Err(err) => tracing::warn!(
+        if let Ok(stored) = fs::read(&entry) {
+            match checked(&stored) {
+                // SAFETY: the code was written by `Component::serialize` of
+                // an engine with the same compatibility hash (it is part of
+                // the name), into a directory only this host writes, and is
+                // whole: it matches the checksum written with it.
+                Some(code) => match unsafe { Component::deserialize(engine, code) } {
+                    Ok(component) => return Ok((component, Compiled::Cached)),
+                    Err(err) => tracing::warn!(
+                        path = %entry.display(),
+                        "unreadable compilation cache entry, compiling again: {err}"
+                    ),
+                },
+                None => tracing::warn!(
                     path = %entry.display(),
-                    "unreadable compilation cache entry, compiling again: {err}"
+                    "damaged compilation cache entry (checksum), compiling again"
                 ),
             }
         }
@@ -85,8 +94,53 @@ impl CompileCache {
     fn store(&self, entry: &Path, component: &Component) -> anyhow::Result<()> {
         let serialized = component.serialize()?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        tmp.write_all(&Sha256::digest(&serialized))?;
         tmp.write_all(&serialized)?;
         tmp.persist(entry)?;
         Ok(())
+    }
+}
+
+/// The code of a stored entry, when it matches the checksum in front of it.
+fn checked(stored: &[u8]) -> Option<&[u8]> {
+    let (sum, code) = stored.split_at_checked(32)?;
+    (Sha256::digest(code).as_slice() == sum).then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A damaged entry must be compiled again, never run.
+    #[test]
+    fn a_damaged_entry_is_compiled_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::open(dir.path()).unwrap();
+        let engine = Engine::default();
+        let path = Path::new(env!("SCANHOST_TEST_PLUGINS")).join("testing_incompatible.wasm");
+        let bytes = fs::read(path).unwrap();
+
+        assert_eq!(
+            cache.load_or_compile(&engine, &bytes).unwrap().1,
+            Compiled::Fresh
+        );
+        assert_eq!(
+            cache.load_or_compile(&engine, &bytes).unwrap().1,
+            Compiled::Cached
+        );
+        let entry = cache.entry(&engine, &bytes);
+        let mut stored = fs::read(&entry).unwrap();
+        let middle = stored.len() / 2;
+        stored[middle..middle + 64].fill(0xcc);
+        fs::write(&entry, &stored).unwrap();
+
+        assert_eq!(
+            cache.load_or_compile(&engine, &bytes).unwrap().1,
+            Compiled::Fresh
+        );
+        assert_eq!(
+            cache.load_or_compile(&engine, &bytes).unwrap().1,
+            Compiled::Cached
+        );
     }
 }
